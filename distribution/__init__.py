@@ -1,0 +1,1 @@
+"""Routing objects to collections and subscriptions; webhook delivery."""

@@ -1,0 +1,88 @@
+"""create_app(settings): the Flask app factory. It wires everything exactly once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask, Response, request
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+from .authn import Authenticator
+from .settings import Settings, load_settings
+from .store.engine import connect_engine
+from .taxii import bp as taxii_bp
+from .taxii.errors import TaxiiError, render
+
+
+@dataclass
+class Services:
+    """What request handlers need, built once per process."""
+
+    settings: Settings
+    engine: Engine
+    authenticator: Authenticator
+    secret: bytes
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The configured secret, else <data_dir>/secret.key, created once with mode 0600."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = Path(settings.data_dir) / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker won the race
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    engine = connect_engine(settings.database_url)
+    secret = load_secret(settings)
+    app.config.update(
+        SECRET_KEY=secret,
+        MAX_CONTENT_LENGTH=settings.taxii.max_content_length,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["infoshare"] = Services(
+        settings=settings, engine=engine, secret=secret,
+        authenticator=Authenticator(engine, settings.tiers, settings.auth.key_cache_seconds),
+    )
+    app.register_blueprint(taxii_bp)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _healthz() -> tuple[dict, int]:
+    from flask import current_app
+
+    try:
+        with current_app.extensions["infoshare"].engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        return {"status": "unavailable", "database": type(exc).__name__}, 503
+    return {"status": "ok"}, 200
+
+
+def _http_error(exc: HTTPException) -> Response | HTTPException:
+    """Errors raised outside a TAXII view (404, 405, 413) still answer in TAXII JSON."""
+    if request.path.startswith("/taxii2/"):
+        error = TaxiiError(exc.code or 500, exc.name, exc.description or "")
+        response = render(error)
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+    return exc

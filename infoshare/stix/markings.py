@@ -1,0 +1,64 @@
+"""Markings: TLP 2.0 marking definitions and compartment statement markings.
+
+The stix2 library has no TLP 2.0 constants, so the OASIS definitions are written out here
+exactly as published (same id, created, name and extension), and serialised once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from .. import tiers
+
+TLP2_CREATED = "2022-10-01T00:00:00.000Z"
+# Namespace for the service's deterministic ids of its own definitions.
+NAMESPACE = uuid.UUID("3c1ed0a8-7f0e-4b5e-9d2a-6b8f4e2c1a90")
+
+
+def tlp_marking(level: str) -> dict:
+    """The OASIS TLP 2.0 marking-definition for `level`."""
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": tiers.TLP2_MARKING_IDS[level],
+        "created": TLP2_CREATED,
+        "name": f"TLP:{level.upper()}",
+        "extensions": {
+            tiers.TLP2_EXTENSION_ID: {"extension_type": "property-extension", "tlp_2_0": level}
+        },
+    }
+
+
+def compartment_marking_id(name: str) -> str:
+    return f"marking-definition--{uuid.uuid5(NAMESPACE, 'compartment:' + name)}"
+
+
+def compartment_marking(name: str, statement: str) -> dict:
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": compartment_marking_id(name),
+        "created": TLP2_CREATED,
+        "name": name,
+        "definition_type": "statement",
+        "definition": {"statement": statement},
+    }
+
+
+def marking_refs(obj: Mapping) -> list[str]:
+    """Every marking an object carries, object-level and granular alike.
+
+    Granular markings count as if they marked the whole object: the most restrictive wins,
+    and serving part of an object is not something a TAXII server can do.
+    """
+    refs = list(obj.get("object_marking_refs") or ())
+    for granular in obj.get("granular_markings") or ():
+        if isinstance(granular, Mapping) and isinstance(granular.get("marking_ref"), str):
+            refs.append(granular["marking_ref"])
+    return [r for r in refs if isinstance(r, str)]
+
+
+def compartments_of(obj: Mapping, compartment_names: list[str] | tuple[str, ...]) -> set[str]:
+    by_id = {compartment_marking_id(n): n for n in compartment_names}
+    return {by_id[r] for r in marking_refs(obj) if r in by_id}

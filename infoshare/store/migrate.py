@@ -1,0 +1,43 @@
+"""Schema creation and migration: `infoshare db upgrade`.
+
+Each migration is a function taking a connection; the schema_info row records how many
+have run. Running upgrade twice is a no-op, and a new release appends migrations.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .engine import write
+from .schema import metadata, schema_info, store_clock
+
+
+def _initial(conn: Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+    if conn.execute(sa.select(store_clock.c.id)).first() is None:
+        conn.execute(store_clock.insert().values(id=1, last_us=0))
+
+
+MIGRATIONS = (_initial,)
+
+
+def current_version(engine: Engine) -> int:
+    if not sa.inspect(engine).has_table(schema_info.name):
+        return 0
+    with engine.connect() as conn:
+        return conn.execute(sa.select(schema_info.c.version)).scalar() or 0
+
+
+def upgrade(engine: Engine) -> tuple[int, int]:
+    """Run the migrations not yet applied; returns (version before, version after)."""
+    with write(engine) as conn:
+        schema_info.create(conn, checkfirst=True)
+        before = conn.execute(sa.select(schema_info.c.version)).scalar()
+        if before is None:
+            conn.execute(schema_info.insert().values(id=1, version=0))
+            before = 0
+        for migration in MIGRATIONS[before:]:
+            migration(conn)
+        conn.execute(schema_info.update().values(version=len(MIGRATIONS)))
+    return before, len(MIGRATIONS)

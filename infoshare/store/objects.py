@@ -1,0 +1,286 @@
+"""Objects: insert versions, and read them by keyset through a collection's lens.
+
+Every read is `date_added > position ORDER BY date_added LIMIT n` on an index, never OFFSET,
+so a page deep in ten million objects costs what the first page costs. Rows carry the
+stored bytes; the TAXII layer writes them to the wire untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from .. import access, sectors, timestamps
+from ..settings import CollectionSpec
+from .engine import is_sqlite
+from .schema import object_compartments, object_recipients, objects, store_clock
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class NewObject:
+    id: str
+    type: str
+    spec_version: str
+    version: str | None
+    version_us: int | None  # None: stamped with date_added when first stored
+    raw: bytes
+    audience: access.Audience
+    submitted_by: int | None = None
+    collection_id: str | None = None
+    everywhere: bool = False
+
+
+@dataclass(frozen=True)
+class Filters:
+    """TAXII match[...] and added_after, already validated."""
+
+    added_after: int | None = None
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    versions: tuple[str | int, ...] = ("last",)  # "last", "first", "all" or version_us
+    spec_versions: tuple[str, ...] = ()
+
+
+# --- writing -----------------------------------------------------------------------------
+
+def lock(conn: Connection) -> None:
+    """Take the store's write lock for the rest of the transaction (see schema.store_clock).
+
+    SQLite's BEGIN IMMEDIATE already holds the only write lock there is.
+    """
+    if not is_sqlite(conn):
+        conn.execute(sa.select(store_clock.c.last_us).where(store_clock.c.id == 1)
+                     .with_for_update())
+
+
+def _reserve(conn: Connection, count: int) -> int:
+    """The first of `count` strictly increasing date_added values."""
+    now = timestamps.now_us()
+    last = conn.execute(sa.select(store_clock.c.last_us).where(store_clock.c.id == 1)).scalar()
+    first = max(now, last + 1)
+    conn.execute(store_clock.update().where(store_clock.c.id == 1)
+                 .values(last_us=first + count - 1))
+    return first
+
+
+def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | None]:
+    """Store new versions; for each item its date_added, or None if that version existed.
+
+    Call inside store.write(); takes the store lock itself.
+    """
+    lock(conn)
+    known = _known_versions(conn, {item.id for item in items})
+    fresh_at: list[int] = []
+    for index, item in enumerate(items):
+        versions = known.setdefault(item.id, set())
+        # An object without created/modified (an SCO) has one version: its first arrival.
+        duplicate = bool(versions) if item.version_us is None else item.version_us in versions
+        if not duplicate:
+            versions.add(item.version_us)
+            fresh_at.append(index)
+    result: list[int | None] = [None] * len(items)
+    if not fresh_at:
+        return result
+    first = _reserve(conn, len(fresh_at))
+    fresh = []
+    for offset, index in enumerate(fresh_at):
+        result[index] = first + offset
+        fresh.append(_stamp_versionless(items[index], first + offset, known))
+    _insert_rows(conn, fresh, [result[i] for i in fresh_at], known)
+    return result
+
+
+def _stamp_versionless(item: NewObject, date_added: int, known) -> NewObject:
+    if item.version_us is not None:
+        return item
+    known[item.id] = {date_added}
+    return replace(item, version_us=date_added, version=timestamps.format_us(date_added))
+
+
+def _known_versions(conn: Connection, ids: set[str]) -> dict[str, set[int]]:
+    known: dict[str, set[int]] = {}
+    id_list = sorted(ids)
+    for start in range(0, len(id_list), _CHUNK):
+        chunk = id_list[start:start + _CHUNK]
+        query = sa.select(objects.c.id, objects.c.version_us).where(objects.c.id.in_(chunk))
+        for object_id, version_us in conn.execute(query):
+            known.setdefault(object_id, set()).add(version_us)
+    return known
+
+
+def _insert_rows(conn, fresh, dates_added, known) -> None:
+    latest = {object_id: max(v) for object_id, v in known.items() if v}
+    first = {object_id: min(v) for object_id, v in known.items() if v}
+    rows = [_row(item, date_added, item.version_us == latest[item.id],
+                 item.version_us == first[item.id])
+            for item, date_added in zip(fresh, dates_added, strict=True)]
+    _demote(conn, fresh, latest, "is_latest")
+    _demote(conn, fresh, first, "is_first")
+    result = conn.execute(objects.insert().returning(objects.c.pk, sort_by_parameter_order=True),
+                          rows)
+    pks = [row.pk for row in result]
+    compartments, recipients = [], []
+    for pk, item in zip(pks, fresh, strict=True):
+        audience = item.audience
+        compartments += [{"object_pk": pk, "name": c} for c in sorted(audience.compartments)]
+        recipients += [{"object_pk": pk, "kind": "org", "name": n}
+                       for n in sorted(audience.recipient_orgs)]
+        recipients += [{"object_pk": pk, "kind": "principal", "name": n}
+                       for n in sorted(audience.recipient_principals)]
+    if compartments:
+        conn.execute(object_compartments.insert(), compartments)
+    if recipients:
+        conn.execute(object_recipients.insert(), recipients)
+
+
+def _demote(conn, fresh, extreme: dict[str, int], flag: str) -> None:
+    """Clear `flag` on stored versions that a new version displaces."""
+    ids = sorted({item.id for item in fresh if item.version_us == extreme[item.id]})
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(objects.update()
+                     .where(objects.c.id.in_(ids[start:start + _CHUNK]), objects.c[flag])
+                     .values({flag: False}))
+
+
+def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> dict:
+    audience = item.audience
+    return {
+        "id": item.id, "type": item.type, "spec_version": item.spec_version,
+        "version": item.version, "version_us": item.version_us, "date_added": date_added,
+        "is_latest": is_latest, "is_first": is_first, "raw": item.raw,
+        "tlp_rank": audience.tlp_rank, "all_sectors": audience.all_sectors,
+        "sector_mask": audience.sector_mask,
+        "has_compartments": bool(audience.compartments),
+        "has_recipients": bool(audience.recipient_orgs or audience.recipient_principals),
+        "submitted_by": item.submitted_by, "collection_id": item.collection_id,
+        "everywhere": item.everywhere,
+    }
+
+
+def delete(conn: Connection, pks: Sequence[int]) -> int:
+    """Remove versions by pk and repair the first/last flags of what remains."""
+    if not pks:
+        return 0
+    ids = [r.id for r in conn.execute(sa.select(objects.c.id).where(objects.c.pk.in_(pks))
+                                      .distinct())]
+    for table in (object_compartments, object_recipients):
+        conn.execute(table.delete().where(table.c.object_pk.in_(pks)))
+    count = conn.execute(objects.delete().where(objects.c.pk.in_(pks))).rowcount
+    for object_id in ids:
+        _refresh_flags(conn, object_id)
+    return count
+
+
+def _refresh_flags(conn: Connection, object_id: str) -> None:
+    bounds = conn.execute(sa.select(sa.func.min(objects.c.version_us),
+                                    sa.func.max(objects.c.version_us))
+                          .where(objects.c.id == object_id)).one()
+    if bounds[0] is None:
+        return
+    conn.execute(objects.update().where(objects.c.id == object_id).values(
+        is_first=objects.c.version_us == bounds[0],
+        is_latest=objects.c.version_us == bounds[1],
+    ))
+
+
+# --- reading -----------------------------------------------------------------------------
+
+def lens(spec: CollectionSpec) -> sa.ColumnElement[bool]:
+    """What a collection holds, before access is applied."""
+    if spec.kind == "all":
+        return sa.true()
+    if spec.kind == "sector":
+        held = objects.c.all_sectors
+        if spec.sector:
+            held = sa.or_(held, objects.c.sector_mask.op("&")(sectors.bit(spec.sector)) != 0)
+        return sa.or_(held, objects.c.everywhere)
+    if spec.kind == "types":
+        return sa.or_(objects.c.type.in_(spec.types), objects.c.everywhere)
+    if spec.kind == "submitted":
+        return sa.or_(objects.c.collection_id == spec.id, objects.c.everywhere)
+    raise ValueError(f"unknown collection kind {spec.kind!r}")
+
+
+def _match(filters: Filters) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if filters.ids:
+        conditions.append(objects.c.id.in_(filters.ids))
+    if filters.types:
+        conditions.append(objects.c.type.in_(filters.types))
+    if filters.spec_versions:
+        conditions.append(objects.c.spec_version.in_(filters.spec_versions))
+    if "all" not in filters.versions:
+        either: list[sa.ColumnElement[bool]] = []
+        if "last" in filters.versions:
+            either.append(objects.c.is_latest)
+        if "first" in filters.versions:
+            either.append(objects.c.is_first)
+        exact = [v for v in filters.versions if isinstance(v, int)]
+        if exact:
+            either.append(objects.c.version_us.in_(exact))
+        conditions.append(sa.or_(*either))
+    return conditions
+
+
+def page(
+    conn: Connection,
+    principal: access.Principal,
+    spec: CollectionSpec,
+    filters: Filters,
+    after: int | None,
+    limit: int,
+    columns: Sequence[sa.ColumnElement],
+) -> list[Row]:
+    """Up to limit + 1 visible rows after position `after`, oldest first.
+
+    The extra row only tells the caller whether there is more.
+    """
+    floor = max(x for x in (after, filters.added_after, -1) if x is not None)
+    query = (
+        sa.select(*columns, objects.c.date_added)
+        .where(objects.c.date_added > floor, lens(spec), *_match(filters),
+               access.visible(principal))
+        .order_by(objects.c.date_added)
+        .limit(limit + 1)
+    )
+    return list(conn.execute(query))
+
+
+def versions_page(
+    conn: Connection,
+    principal: access.Principal,
+    spec: CollectionSpec,
+    object_id: str,
+    filters: Filters,
+    after: int | None,
+    limit: int,
+) -> list[Row]:
+    """Visible versions of one object, by date_added, with the same keyset rule."""
+    only = Filters(added_after=filters.added_after, ids=(object_id,), versions=("all",),
+                   spec_versions=filters.spec_versions)
+    return page(conn, principal, spec, only, after, limit,
+                (objects.c.version, objects.c.version_us))
+
+
+def visible_versions(conn: Connection, principal: access.Principal, spec: CollectionSpec,
+                     object_id: str, filters: Filters) -> list[Row]:
+    """Every visible version of one object matching `filters` (for DELETE)."""
+    query = sa.select(objects.c.pk, objects.c.submitted_by).where(
+        objects.c.id == object_id, lens(spec), *_match(filters), access.visible(principal))
+    return list(conn.execute(query))
+
+
+def exists(conn: Connection, principal: access.Principal, spec: CollectionSpec,
+           object_id: str) -> bool:
+    query = sa.select(objects.c.pk).where(objects.c.id == object_id, lens(spec),
+                                          access.visible(principal)).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def count(conn: Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(objects)).scalar_one()

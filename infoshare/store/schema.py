@@ -1,0 +1,122 @@
+"""The tables. Times are integer microseconds since the epoch (see timestamps.py)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so auto-incrementing).
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+schema_info = sa.Table(
+    "schema_info",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+# One row; its value only grows. Writers of objects lock it, which both hands out strictly
+# increasing date_added values and makes commit order equal date_added order, so a poller
+# reading "added after X" can never miss a row committed late with an earlier stamp.
+store_clock = sa.Table(
+    "store_clock",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_us", sa.BigInteger, nullable=False),
+)
+
+principals = sa.Table(
+    "principals",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),  # public uuid
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("org", sa.String(200), nullable=False),
+    sa.Column("tier", sa.String(64), nullable=False),
+    sa.Column("all_sectors", sa.Boolean, nullable=False, default=False),
+    sa.Column("sector_mask", sa.Integer, nullable=False, default=0),
+    sa.Column("compartments", sa.JSON, nullable=False, default=list),
+    sa.Column("roles", sa.JSON, nullable=False, default=list),
+    sa.Column("password_hash", sa.String(300)),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("principal_pk", sa.BigInteger, sa.ForeignKey("principals.pk"), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(300), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+)
+
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("id", sa.String(120), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("spec_version", sa.String(8), nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),  # modified (or created) as written
+    sa.Column("version_us", sa.BigInteger, nullable=False),
+    sa.Column("date_added", sa.BigInteger, nullable=False),
+    sa.Column("is_latest", sa.Boolean, nullable=False),
+    sa.Column("is_first", sa.Boolean, nullable=False),
+    sa.Column("raw", sa.LargeBinary, nullable=False),  # the exact bytes served
+    # Audience (DESIGN.md "Access"): the facts access.py decides on.
+    sa.Column("tlp_rank", sa.SmallInteger, nullable=False),
+    sa.Column("all_sectors", sa.Boolean, nullable=False),
+    sa.Column("sector_mask", sa.Integer, nullable=False),
+    sa.Column("has_compartments", sa.Boolean, nullable=False),
+    sa.Column("has_recipients", sa.Boolean, nullable=False),
+    # Where it came from: None for the service's own, else the submitting principal.
+    sa.Column("submitted_by", sa.BigInteger, sa.ForeignKey("principals.pk")),
+    # For "submitted" collections: the collection it was posted into.
+    sa.Column("collection_id", sa.String(64)),
+    # The service's own definitions (markings, extension definitions, its identity) that
+    # every collection carries so that its content can be read and verified.
+    sa.Column("everywhere", sa.Boolean, nullable=False, default=False),
+    sa.UniqueConstraint("id", "version_us", name="uq_objects_id_version"),
+    sa.Index("ix_objects_date_added", "date_added", unique=True),
+    sa.Index("ix_objects_latest", "is_latest", "date_added"),
+    sa.Index("ix_objects_type_added", "type", "date_added"),
+    sa.Index("ix_objects_collection_added", "collection_id", "date_added"),
+)
+
+object_compartments = sa.Table(
+    "object_compartments",
+    metadata,
+    sa.Column("object_pk", sa.BigInteger, sa.ForeignKey("objects.pk", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+)
+
+# Named recipients of TLP:AMBER+STRICT (kind "org") and TLP:RED (kind "principal") objects.
+object_recipients = sa.Table(
+    "object_recipients",
+    metadata,
+    sa.Column("object_pk", sa.BigInteger, sa.ForeignKey("objects.pk", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+)
+
+statuses = sa.Table(
+    "statuses",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("principal_pk", sa.BigInteger, sa.ForeignKey("principals.pk"), nullable=False),
+    sa.Column("collection_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("request_us", sa.BigInteger, nullable=False),
+    sa.Column("total_count", sa.Integer, nullable=False),
+    sa.Column("success_count", sa.Integer, nullable=False),
+    sa.Column("failure_count", sa.Integer, nullable=False),
+    sa.Column("pending_count", sa.Integer, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_statuses_request", "request_us"),
+)

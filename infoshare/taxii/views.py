@@ -1,0 +1,259 @@
+"""The TAXII 2.1 blueprint: discovery, API root, status, collections, objects, manifest,
+versions. Every read goes through access.visible (inside store.objects.page)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from flask import Blueprint, Response, current_app, g, request
+
+from .. import access, publish, timestamps
+from ..settings import CollectionSpec
+from ..store import objects as object_store
+from ..store import statuses as status_store
+from ..store.engine import read, write
+from ..store.schema import objects as objects_table
+from . import cursors, params, responses
+from .errors import TaxiiError, bad_request, not_found, render
+from .mediatypes import STIX, TAXII, accepts_taxii, is_taxii
+
+bp = Blueprint("taxii", __name__, url_prefix="/taxii2")
+bp.register_error_handler(TaxiiError, render)
+
+COLLECTION = "/<api_root>/collections/<collection_id>"
+
+
+def _svc():
+    return current_app.extensions["infoshare"]
+
+
+@bp.before_request
+def _negotiate_and_authenticate() -> None:
+    if not accepts_taxii(request.headers.get("Accept")):
+        raise TaxiiError(406, "Not acceptable",
+                         f"this server answers only {TAXII}; send it in Accept")
+    principal = _svc().authenticator.authenticate(request.headers.get("Authorization"))
+    if principal is None:
+        raise TaxiiError(401, "Authentication required",
+                         "send HTTP Basic credentials or Authorization: Bearer <api key>")
+    g.principal = principal
+
+
+def _api_root(api_root: str) -> None:
+    if api_root != _svc().settings.taxii.api_root:
+        raise not_found(f"no API root {api_root!r}")
+
+
+def _collection(api_root: str, collection_id: str) -> CollectionSpec:
+    _api_root(api_root)
+    spec = _svc().settings.collection(collection_id)
+    if spec is None or not access.can_read(g.principal, spec):
+        raise not_found(f"no collection {collection_id!r}")
+    return spec
+
+
+def _collection_resource(spec: CollectionSpec) -> dict:
+    return {
+        "id": spec.id, "title": spec.title, "description": spec.description,
+        "alias": spec.alias, "can_read": True,
+        "can_write": access.can_write(g.principal, spec, _svc().settings.tiers),
+        "media_types": [STIX],
+    }
+
+
+@bp.get("/")
+def discovery() -> Response:
+    taxii = _svc().settings.taxii
+    base = _svc().settings.server.base_url or request.host_url.rstrip("/")
+    root = f"{base}/taxii2/{taxii.api_root}/"
+    return responses.taxii_json({
+        "title": taxii.title, "description": taxii.description, "contact": taxii.contact,
+        "default": root, "api_roots": [root],
+    })
+
+
+@bp.get("/<api_root>/")
+def api_root_resource(api_root: str) -> Response:
+    _api_root(api_root)
+    taxii = _svc().settings.taxii
+    return responses.taxii_json({
+        "title": taxii.api_root_title, "description": taxii.description,
+        "versions": [TAXII], "max_content_length": taxii.max_content_length,
+    })
+
+
+@bp.get("/<api_root>/status/<status_id>/")
+def status(api_root: str, status_id: str) -> Response:
+    _api_root(api_root)
+    with read(_svc().engine) as conn:
+        row = status_store.get(conn, status_id)
+    if row is None or (row.principal_pk != g.principal.pk and not g.principal.has_role("admin")):
+        raise not_found(f"no status {status_id!r}")
+    return responses.taxii_json(responses.status(row))
+
+
+@bp.get("/<api_root>/collections/")
+def collections(api_root: str) -> Response:
+    _api_root(api_root)
+    listed = [_collection_resource(spec) for spec in _svc().settings.collections
+              if access.can_read(g.principal, spec)]
+    return responses.taxii_json({"collections": listed} if listed else {})
+
+
+@bp.get(COLLECTION + "/")
+def collection(api_root: str, collection_id: str) -> Response:
+    return responses.taxii_json(_collection_resource(_collection(api_root, collection_id)))
+
+
+def _paged(spec: CollectionSpec, query: params.Query, scope: tuple[str, ...], fetch):
+    """Run one keyset page: (rows, more, next token), with the cursor checked and issued."""
+    svc = _svc()
+    fingerprint = cursors.fingerprint(query.fingerprint_parts(spec.id, *scope))
+    after = None
+    if query.next:
+        try:
+            after = cursors.decode(svc.secret, g.principal.id, fingerprint, query.next)
+        except cursors.CursorError as exc:
+            raise bad_request(str(exc)) from None
+    with read(svc.engine) as conn:
+        rows = fetch(conn, after)
+    more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    token = (cursors.encode(svc.secret, g.principal.id, fingerprint, rows[-1].date_added)
+             if more else None)
+    floor = max((x for x in (after, query.filters.added_after) if x is not None), default=None)
+    return rows, more, token, floor
+
+
+def _respond(body: bytes, rows, floor) -> Response:
+    response = Response(body, content_type=TAXII)
+    first = rows[0].date_added if rows else None
+    last = rows[-1].date_added if rows else None
+    return responses.date_added_headers(response, first, last, floor)
+
+
+@bp.get(COLLECTION + "/objects/")
+def get_objects(api_root: str, collection_id: str) -> Response:
+    spec = _collection(api_root, collection_id)
+    query = params.parse(request.args, _svc().settings.taxii.max_page_size)
+    rows, more, token, floor = _paged(spec, query, ("objects",), lambda conn, after: (
+        object_store.page(conn, g.principal, spec, query.filters, after, query.limit,
+                          (objects_table.c.raw,))))
+    return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
+
+
+@bp.get(COLLECTION + "/manifest/")
+def get_manifest(api_root: str, collection_id: str) -> Response:
+    spec = _collection(api_root, collection_id)
+    query = params.parse(request.args, _svc().settings.taxii.max_page_size)
+    columns = (objects_table.c.id, objects_table.c.version)
+    rows, more, token, floor = _paged(spec, query, ("manifest",), lambda conn, after: (
+        object_store.page(conn, g.principal, spec, query.filters, after, query.limit, columns)))
+    return _respond(responses.manifest(rows, more, token), rows, floor)
+
+
+def _object_query(object_id: str, allowed: tuple[str, ...], default_versions) -> params.Query:
+    query = params.parse(request.args, _svc().settings.taxii.max_page_size,
+                         allowed_match=allowed, default_versions=default_versions)
+    filters = object_store.Filters(
+        added_after=query.filters.added_after, ids=(object_id,),
+        versions=query.filters.versions, spec_versions=query.filters.spec_versions)
+    return params.Query(filters, query.limit, query.next)
+
+
+def _require_visible(spec: CollectionSpec, object_id: str) -> None:
+    with read(_svc().engine) as conn:
+        if not object_store.exists(conn, g.principal, spec, object_id):
+            raise not_found(f"no object {object_id!r} in this collection")
+
+
+@bp.get(COLLECTION + "/objects/<object_id>/")
+def get_object(api_root: str, collection_id: str, object_id: str) -> Response:
+    spec = _collection(api_root, collection_id)
+    query = _object_query(object_id, ("version", "spec_version"), ("last",))
+    rows, more, token, floor = _paged(spec, query, ("object", object_id), lambda conn, after: (
+        object_store.page(conn, g.principal, spec, query.filters, after, query.limit,
+                          (objects_table.c.raw,))))
+    if not rows and not query.next:
+        _require_visible(spec, object_id)
+    return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
+
+
+@bp.get(COLLECTION + "/objects/<object_id>/versions/")
+def get_versions(api_root: str, collection_id: str, object_id: str) -> Response:
+    spec = _collection(api_root, collection_id)
+    query = _object_query(object_id, ("spec_version",), ("all",))
+    rows, more, token, floor = _paged(spec, query, ("versions", object_id), lambda conn, after: (
+        object_store.versions_page(conn, g.principal, spec, object_id, query.filters, after,
+                                   query.limit)))
+    if not rows and not query.next:
+        _require_visible(spec, object_id)
+    return _respond(responses.versions(rows, more, token), rows, floor)
+
+
+@bp.post(COLLECTION + "/objects/")
+def add_objects(api_root: str, collection_id: str) -> Response:
+    svc = _svc()
+    spec = _collection(api_root, collection_id)
+    if not access.can_write(g.principal, spec, svc.settings.tiers):
+        raise TaxiiError(403, "Forbidden", "you may read this collection but not write to it")
+    limit = svc.settings.taxii.max_content_length
+    if (request.content_length or 0) > limit:
+        raise TaxiiError(413, "Request too large", f"the API root takes at most {limit} bytes")
+    if not is_taxii(request.headers.get("Content-Type")):
+        raise TaxiiError(415, "Unsupported media type", f"send the envelope as {TAXII}")
+    received = _envelope_objects(request.get_data())
+    request_us = timestamps.now_us()
+    outcomes = publish.ingest(svc.engine, svc.settings, spec, g.principal, received)
+    status_id = str(uuid.uuid4())
+    retention_us = svc.settings.taxii.status_retention_hours * 3_600_000_000
+    with write(svc.engine) as conn:
+        status_store.purge(conn, request_us - retention_us)
+        status_store.save(
+            conn, status_id=status_id, principal_pk=g.principal.pk, collection_id=spec.id,
+            request_us=request_us, pendings=[],
+            successes=[_detail(o) for o in outcomes if o.ok],
+            failures=[_detail(o) for o in outcomes if not o.ok])
+        row = status_store.get(conn, status_id)
+    return responses.taxii_json(responses.status(row), status=202)
+
+
+def _envelope_objects(data: bytes) -> list:
+    try:
+        envelope = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
+        raise TaxiiError(422, "Unprocessable envelope",
+                         'expected a TAXII envelope: {"objects": [ ... ]}')
+    return envelope.get("objects", [])
+
+
+def _detail(outcome: publish.Outcome) -> dict:
+    detail = {"id": outcome.id, "version": outcome.version}
+    if outcome.message:
+        detail["message"] = outcome.message
+    return detail
+
+
+@bp.delete(COLLECTION + "/objects/<object_id>/")
+def delete_object(api_root: str, collection_id: str, object_id: str) -> Response:
+    """TAXII 2.1 5.7: needs can_read and can_write. match[version] defaults to all here:
+    deleting an object means all its versions unless the client names some."""
+    svc = _svc()
+    spec = _collection(api_root, collection_id)
+    if not access.can_write(g.principal, spec, svc.settings.tiers):
+        raise TaxiiError(403, "Forbidden", "you may read this collection but not delete from it")
+    query = params.parse(request.args, svc.settings.taxii.max_page_size,
+                         allowed_match=("version", "spec_version"), default_versions=("all",))
+    with write(svc.engine) as conn:
+        rows = object_store.visible_versions(conn, g.principal, spec, object_id, query.filters)
+        if not rows:
+            raise not_found(f"no object {object_id!r} in this collection")
+        if not g.principal.has_role("admin") and any(
+                r.submitted_by != g.principal.pk for r in rows):
+            raise TaxiiError(403, "Forbidden", "only an admin may delete objects that "
+                                               "another principal submitted")
+        object_store.delete(conn, [r.pk for r in rows])
+    return Response(b"", status=200, content_type=TAXII)
