@@ -1,0 +1,25 @@
+"""Shared fixtures: the database backends and a live server per backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from .pg import PostgresServer, Unavailable
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    try:
+        server = PostgresServer()
+    except Unavailable as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """A fresh empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres").new_database()
