@@ -33,6 +33,15 @@ def _svc():
     return current_app.extensions["infoshare"]
 
 
+def _ready():
+    """The services, once the schema is current; otherwise a message saying what to run."""
+    svc = _svc()
+    if migrate.current_version(svc.engine) < len(migrate.MIGRATIONS):
+        raise click.ClickException("the database schema is missing or old: run "
+                                   "`infoshare db upgrade` (or `infoshare init`) first")
+    return svc
+
+
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main() -> None:
@@ -98,7 +107,7 @@ def principals() -> None:
 def principals_add(name, org, tier, sector_codes, all_sectors, compartments, roles,
                    password_stdin) -> None:
     """Add a principal; prints its id and a new API key (shown once)."""
-    svc = _svc()
+    svc = _ready()
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -121,7 +130,7 @@ def principals_add(name, org, tier, sector_codes, all_sectors, compartments, rol
 @with_appcontext
 def principals_list() -> None:
     """All principals as JSON lines."""
-    with read(_svc().engine) as conn:
+    with read(_ready().engine) as conn:
         for row in principal_store.all_rows(conn):
             click.echo(json.dumps(principal_store.describe(row)))
 
@@ -131,7 +140,7 @@ def principals_list() -> None:
 @with_appcontext
 def principals_disable(name) -> None:
     """Refuse all further requests from NAME (its keys and password stop working)."""
-    with write(_svc().engine) as conn:
+    with write(_ready().engine) as conn:
         if not principal_store.set_disabled(conn, name):
             raise click.ClickException(f"no principal named {name!r}")
     click.echo(json.dumps({"name": name, "disabled": True}))

@@ -35,11 +35,12 @@ def verify_secret(secret: str, stored: str) -> bool:
         scheme, log2_n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
+        expected = _unb64(digest)
         actual = hashlib.scrypt(secret.encode(), salt=_unb64(salt), n=1 << int(log2_n),
                                 r=int(r), p=int(p), maxmem=256 * 1024 * 1024, dklen=32)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):  # binascii.Error is a ValueError
         return False
-    return hmac.compare_digest(actual, _unb64(digest))
+    return hmac.compare_digest(actual, expected)
 
 
 # A hash of a random secret, verified against when a name or key id is unknown, so a miss

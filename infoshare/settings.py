@@ -352,7 +352,15 @@ def _collections(raw, sources, taxii: TaxiiSettings, tier_map: tiers.Tiers):
     return tuple(specs)
 
 
+COLLECTION_KEYS = frozenset({"id", "alias", "title", "description", "kind", "sector", "types",
+                             "write_roles", "write_min_tier", "default_tlp"})
+
+
 def _collection(r: _Reader, tier_map: tiers.Tiers) -> CollectionSpec:
+    for key in r.raw:
+        if key not in COLLECTION_KEYS:
+            raise r.fail(key, "unknown collection setting; known: "
+                         + ", ".join(sorted(COLLECTION_KEYS)))
     try:
         ident = str(uuid.UUID(r.str("id", nonempty=True)))
     except ValueError:

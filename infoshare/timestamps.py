@@ -8,11 +8,12 @@ TAXII requires date_added to be shown with exactly six fractional digits.
 from __future__ import annotations
 
 import calendar
+import datetime
 import re
 import time
 
 _TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?[Zz]$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?[Zz]\Z"
 )
 
 
@@ -27,13 +28,11 @@ def parse_us(text: str) -> int:
         raise BadTimestamp(f"{text!r} is not a UTC timestamp like 2024-01-31T12:00:00.000Z")
     year, month, day, hour, minute, second, frac = match.groups()
     parts = (int(year), int(month), int(day), int(hour), int(minute), int(second))
-    if not (1 <= parts[1] <= 12 and 1 <= parts[2] <= 31 and parts[3] < 24
-            and parts[4] < 60 and parts[5] < 61):
-        raise BadTimestamp(f"{text!r} is not a valid date and time")
     try:
+        datetime.datetime(*parts)  # rejects 2023-02-29, hour 24 and the like
         seconds = calendar.timegm((*parts, 0, 0, 0))
     except (OverflowError, ValueError):
-        raise BadTimestamp(f"{text!r} is out of range") from None
+        raise BadTimestamp(f"{text!r} is not a valid date and time") from None
     micros = int((frac or "0")[:6].ljust(6, "0"))
     return seconds * 1_000_000 + micros
 

@@ -27,18 +27,30 @@ def _q(params: dict[str, str]) -> float:
         return 0.0
 
 
+def _specificity(media: str, params: dict[str, str]) -> int:
+    """How closely a media range names TAXII 2.1 JSON; -1 when it does not match at all."""
+    if media == "application/taxii+json":
+        version = params.get("version")
+        if version is None:
+            return 2
+        return 3 if version == "2.1" else -1
+    return {"application/*": 1, "*/*": 0}.get(media, -1)
+
+
 def accepts_taxii(header: str | None) -> bool:
-    """Whether an Accept header admits TAXII 2.1 JSON (a missing header admits anything)."""
+    """Whether an Accept header admits TAXII 2.1 JSON (a missing header admits anything).
+
+    The most specific matching range decides (RFC 9110 12.5.1), so
+    `*/*, application/taxii+json;q=0` refuses TAXII.
+    """
     if header is None or not header.strip():
         return True
+    best = (-1, 0.0)
     for media, params in _parse(header):
-        if _q(params) <= 0:
-            continue
-        if media in ("*/*", "application/*"):
-            return True
-        if media == "application/taxii+json" and params.get("version", "2.1") == "2.1":
-            return True
-    return False
+        specificity = _specificity(media, params)
+        if specificity > best[0]:
+            best = (specificity, _q(params))
+    return best[0] >= 0 and best[1] > 0
 
 
 def is_taxii(content_type: str | None) -> bool:

@@ -63,7 +63,7 @@ def _singles(args) -> dict[str, str]:
 def _limit(text: str | None, max_page: int) -> int:
     if text is None:
         return max_page
-    if not text.isdigit() or int(text) < 1:
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
         raise bad_request(f"limit must be a positive integer, got {text!r}")
     return min(int(text), max_page)
 
