@@ -12,7 +12,9 @@ from flask import Flask, Response, request
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
+from .api import bp as api_bp
 from .authn import Authenticator
+from .signing.keys import KeyRing, Signer
 from .settings import Settings, load_settings
 from .store.engine import connect_engine
 from .taxii import bp as taxii_bp
@@ -27,6 +29,14 @@ class Services:
     engine: Engine
     authenticator: Authenticator
     secret: bytes
+    keyring: KeyRing
+    _signer: Signer | None = None
+
+    def signer(self) -> Signer:
+        """The active key, loaded on first use; a rotation is seen on the next start."""
+        if self._signer is None:
+            self._signer = self.keyring.signer()
+        return self._signer
 
 
 def load_secret(settings: Settings) -> bytes:
@@ -59,9 +69,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["infoshare"] = Services(
         settings=settings, engine=engine, secret=secret,
         authenticator=Authenticator(engine, settings.tiers, settings.auth.key_cache_seconds),
+        keyring=KeyRing(settings.data_dir, settings.key_passphrase),
     )
     app.register_blueprint(taxii_bp)
+    app.register_blueprint(api_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
+    app.add_url_rule("/.well-known/jwks.json", "jwks", _jwks)
     app.register_error_handler(HTTPException, _http_error)
     return app
 
@@ -75,6 +88,14 @@ def _healthz() -> tuple[dict, int]:
     except sa.exc.SQLAlchemyError as exc:
         return {"status": "unavailable", "database": type(exc).__name__}, 503
     return {"status": "ok"}, 200
+
+
+def _jwks() -> Response:
+    from flask import current_app, jsonify
+
+    response = jsonify(current_app.extensions["infoshare"].keyring.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response | HTTPException:

@@ -20,6 +20,7 @@ from .settings import ROLES, ConfigError, load_settings
 from .store import migrate
 from .store import principals as principal_store
 from .store.engine import read, write
+from .server import prepare
 
 
 def _create_app():
@@ -64,9 +65,9 @@ def db_upgrade() -> None:
 @main.command("init")
 @with_appcontext
 def init() -> None:
-    """Upgrade the schema; on first run create an admin and a demo reader and print them."""
+    """Prepare the data directory; on first run create an admin and a demo reader."""
     svc = _svc()
-    migrate.upgrade(svc.engine)
+    prepare(svc.settings)
     with read(svc.engine) as conn:
         if principal_store.count(conn) > 0:
             click.echo("infoshare: data directory ready (principals exist already).")
@@ -160,3 +161,123 @@ def serve(host, port, workers) -> None:
         raise click.ClickException(str(exc)) from None
     run(settings, host or settings.server.host, port or settings.server.port,
         workers or settings.server.workers)
+
+
+def _read_source(source: str, headers: dict | None = None) -> object:
+    """JSON from a file path, '-' (standard input) or an http(s) URL."""
+    try:
+        if source == "-":
+            return json.load(sys.stdin)
+        if source.startswith(("http://", "https://")):
+            import requests
+
+            response = requests.get(source, headers=headers or {}, timeout=30)
+            response.raise_for_status()
+            return response.json()
+        with open(source, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read JSON from {source}: {exc}") from None
+    except Exception as exc:  # requests errors
+        raise click.ClickException(f"cannot fetch {source}: {exc}") from None
+
+
+@main.command("publish")
+@click.argument("source")
+@with_appcontext
+def publish_command(source: str) -> None:
+    """Publish bulletin JSON from FILE, '-' or a list of bulletins; prints what was stored."""
+    from marshmallow import ValidationError
+
+    from . import publish
+    from .schemas import load_bulletin
+
+    svc = _ready()
+    data = _read_source(source)
+    documents = data if isinstance(data, list) else [data]
+    notices = []
+    for index, document in enumerate(documents):
+        try:
+            notices.append(load_bulletin(document, svc.settings.compartments))
+        except ValidationError as exc:
+            raise click.ClickException(f"bulletin {index}: {json.dumps(exc.messages)}") from None
+    for notice in notices:
+        result = publish.publish_notice(svc.engine, svc.signer(), notice)
+        click.echo(json.dumps({"id": result.report_id, "version": result.version,
+                               "objects": len(result.object_ids), "stored": result.stored,
+                               "unchanged": result.unchanged}))
+
+
+@main.group()
+def keys() -> None:
+    """The service's signing keys."""
+
+
+def _keyring():
+    from .signing.keys import KeyRing
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    return KeyRing(settings.data_dir, settings.key_passphrase)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key, active or retired, as JSON lines."""
+    for entry in _keyring().listing():
+        click.echo(json.dumps(entry))
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new key sign from now on; old keys stay in the JWKS. Restart the service."""
+    ring = _keyring()
+    old = ring.active_kid()
+    click.echo(json.dumps({"retired": old, "active": ring.rotate()}))
+
+
+@keys.command("export-jwks")
+def keys_export() -> None:
+    """Print the public JWKS (what /.well-known/jwks.json serves)."""
+    click.echo(json.dumps(_keyring().jwks(), indent=2))
+
+
+@main.command("verify")
+@click.argument("source")
+@click.option("--jwks", "jwks_source", help="JWKS file or URL (default: the server's "
+              "/.well-known/jwks.json when SOURCE is a URL).")
+@click.option("--api-key", envvar="INFOSHARE_API_KEY", help="Bearer key for a TAXII URL.")
+def verify_command(source: str, jwks_source: str | None, api_key: str | None) -> None:
+    """Check every object of a STIX bundle or TAXII envelope against a JWKS.
+
+    Prints a line per object; exits 1 if any signature is missing, unknown or wrong.
+    """
+    from urllib.parse import urlsplit
+
+    from .signing import jwk
+    from .signing.objects import verify_all
+    from .stix.markings import is_oasis_tlp
+
+    headers = {"Accept": "application/taxii+json;version=2.1"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    document = _read_source(source, headers)
+    if jwks_source is None:
+        if not source.startswith(("http://", "https://")):
+            raise click.ClickException("--jwks is needed when SOURCE is a file")
+        parts = urlsplit(source)
+        jwks_source = f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
+    keyset = jwk.from_jwks(_read_source(jwks_source))
+    objects = document.get("objects") if isinstance(document, dict) else None
+    if not isinstance(objects, list):
+        raise click.ClickException("SOURCE is neither a STIX bundle nor a TAXII envelope")
+    verdicts = verify_all(objects, keyset, is_oasis_tlp)
+    for verdict in verdicts:
+        detail = f"kid={verdict.kid}" if verdict.kid else verdict.message
+        click.echo(f"{'OK  ' if verdict.ok else 'FAIL'} {verdict.status:<11} {verdict.id} "
+                   f"{detail}")
+    failed = sum(1 for v in verdicts if not v.ok)
+    click.echo(f"{len(verdicts) - failed} verified, {failed} failed", err=True)
+    sys.exit(1 if failed else 0)

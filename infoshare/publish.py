@@ -1,26 +1,34 @@
 """The one write path (DESIGN.md, "The one path of data").
 
 Everything that enters the store comes through here, inside one transaction per call: a
-crash leaves all of a call's objects or none. This module holds the path for third-party
-STIX (TAXII POST, upstream feeds): validate, give a default TLP to what has none, route by
-the object's own markings and the submitter, and store the object as received. The
-service never edits or re-signs someone else's object.
+crash leaves all of a call's objects or none. Two entries, one store:
+
+- `publish_notice`: the service's own notices (bulletins, feed notices): convert to STIX,
+  sign each object as the last step, store those bytes, route by the notice's audience.
+- `ingest`: third-party STIX (TAXII POST, upstream feeds): validate, give a default TLP to
+  what has none, route by the object's own markings and the submitter, and store the
+  object as received. The service never edits or re-signs someone else's object.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
 
-from . import access, sectors, tiers, timestamps
+from . import access, schemas, sectors, tiers, timestamps
+from .notices import Notice
 from .settings import CollectionSpec, Settings
-from .stix import markings
+from .signing import objects as signed
+from .signing.keys import Signer
+from .stix import convert, definitions, markings
 from .stix.validate import InvalidObject, check
+from .store import notices as notice_store
 from .store import objects as object_store
-from .store.engine import write
+from .store.engine import read, write
 
 OPEN_TYPES = frozenset({"marking-definition", "extension-definition"})
 
@@ -103,3 +111,128 @@ def _rejected(obj: object, message: str) -> Outcome:
     object_id = fields.get("id") if isinstance(fields.get("id"), str) else "(no id)"
     version = fields.get("modified", fields.get("created"))
     return Outcome(object_id, version if isinstance(version, str) else "", False, message)
+
+
+# --- the service's own notices: convert, sign, store, route ------------------------------
+
+@dataclass(frozen=True)
+class Published:
+    report_id: str
+    object_ids: list[str]
+    version: str
+    stored: int  # new object versions written
+    unchanged: int  # objects whose content had not changed
+    created: bool  # a new notice (else an update or a revoke)
+
+
+def notice_audience(notice: Notice) -> access.Audience:
+    recipients = frozenset(notice.recipients)
+    return access.Audience(
+        tlp=notice.tlp, all_sectors=notice.all_sectors,
+        sector_mask=sectors.mask(notice.sectors), compartments=frozenset(notice.compartments),
+        recipient_orgs=recipients if notice.tlp == "amber+strict" else frozenset(),
+        recipient_principals=recipients if notice.tlp == "red" else frozenset(),
+    )
+
+
+def sign_object(signer: Signer, obj: dict) -> bytes:
+    """The final step before storage: sign the canonical form, return the bytes to store."""
+    return signed.serialise(signed.attach(obj, signer.sign(signed.signing_payload(obj))))
+
+
+def _comparable(obj: dict) -> dict:
+    """What must differ for a new version to be worth publishing."""
+    clean = signed.unsigned(obj)
+    clean.pop("modified", None)
+    return clean
+
+
+def _stamp(existing, ids_created: dict[str, str]) -> convert.Stamp:
+    now = timestamps.now_us() // 1000 * 1000
+    if existing is not None:  # modified must grow even within one millisecond
+        now = max(now, timestamps.parse_us(existing.version) + 1000)
+    return convert.Stamp(timestamps.format_stix(now), ids_created)
+
+
+def publish_notice(engine: Engine, signer: Signer, notice: Notice,
+                   publisher: access.Principal | None = None) -> Published:
+    """Convert, sign, store and route one notice in one transaction.
+
+    Publishing a notice again (same source and source_id) makes new versions of the
+    objects whose content changed and leaves the others alone.
+    """
+    if not notice.source_id:
+        notice = replace(notice, source_id=str(uuid.uuid4()))
+    with write(engine) as conn:
+        object_store.lock(conn)
+        existing = notice_store.by_source(conn, notice.source, notice.source_id)
+        objs = convert.convert(notice, _stamp(existing, {}))
+        stored = {i: json.loads(raw) for i, raw in
+                  object_store.latest_raw(conn, [o["id"] for o in objs]).items()}
+        if stored:
+            created = {i: o["created"] for i, o in stored.items()}
+            objs = convert.convert(notice, _stamp(existing, created))
+        changed = [o for o in objs if o["id"] not in stored
+                   or _comparable(stored[o["id"]]) != _comparable(o)]
+        audience = notice_audience(notice)
+        object_store.insert(conn, [_new_object(signer, o, audience) for o in changed])
+        report = objs[0]
+        if changed or existing is None:
+            notice_store.save(conn, _notice_row(notice, report, objs, publisher))
+    return Published(report["id"], [o["id"] for o in objs],
+                     report["modified"] if changed else (existing.version if existing else ""),
+                     len(changed), len(objs) - len(changed), existing is None)
+
+
+def _new_object(signer: Signer, obj: dict, audience: access.Audience,
+                everywhere: bool = False) -> object_store.NewObject:
+    version = obj.get("modified", obj.get("created"))
+    return object_store.NewObject(
+        id=obj["id"], type=obj["type"], spec_version="2.1", version=version,
+        version_us=timestamps.parse_us(version) if version else None,
+        raw=sign_object(signer, obj), audience=audience, everywhere=everywhere)
+
+
+def _notice_row(notice: Notice, report: dict, objs: list[dict],
+                publisher: access.Principal | None) -> dict:
+    modified_us = timestamps.parse_us(report["modified"])
+    return {
+        "report_id": report["id"], "source": notice.source, "source_id": notice.source_id,
+        "title": notice.title, "kind": notice.kind, "tlp": notice.tlp,
+        "severity": notice.severity, "sector_mask": sectors.mask(notice.sectors),
+        "all_sectors": notice.all_sectors, "revoked": notice.revoked,
+        "published_by": publisher.pk if publisher else None,
+        "created_us": timestamps.parse_us(report["created"]), "modified_us": modified_us,
+        "version": report["modified"], "object_ids": [o["id"] for o in objs],
+        "document": schemas.dump_notice(notice),
+    }
+
+
+class UnknownNotice(LookupError):
+    pass
+
+
+def revoke_notice(engine: Engine, signer: Signer, principal: access.Principal | None,
+                  report_id: str, known_compartments) -> Published:
+    """Publish a revoked version of every object of a notice the principal may see."""
+    with read(engine) as conn:
+        row = (notice_store.get(conn, principal, report_id) if principal
+               else notice_store.by_report(conn, report_id))
+    if row is None:
+        raise UnknownNotice(report_id)
+    notice = schemas.load_bulletin(row.document, known_compartments, source=row.source)
+    notice = replace(notice, source_id=row.source_id, revoked=True)
+    return publish_notice(engine, signer, notice, principal)
+
+
+def ensure_definitions(engine: Engine, settings: Settings, signer: Signer) -> int:
+    """Store the service's own definitions if missing; returns how many were new."""
+    own, oasis = definitions.service_objects(settings.taxii.title, settings.compartments)
+    items = [_new_object(signer, o, access.OPEN, everywhere=True) for o in own]
+    items += [object_store.NewObject(
+        id=o["id"], type=o["type"], spec_version="2.1", version=o["created"],
+        version_us=timestamps.parse_us(o["created"]), raw=signed.serialise(o),
+        audience=access.OPEN, everywhere=True) for o in oasis]
+    with write(engine) as conn:
+        added = object_store.insert(conn, items)
+    return sum(1 for a in added if a is not None)

@@ -24,18 +24,18 @@ SECTORS: tuple[Sector, ...] = (
     Sector("commercial-facilities", "Commercial Facilities", ("commercial",)),
     Sector("communications", "Communications", ("communications", "telecommunications")),
     Sector("critical-manufacturing", "Critical Manufacturing", ("manufacturing",)),
-    Sector("dams", "Dams", ("infrastructure-dams",)),
+    Sector("dams", "Dams", ("dams", "infrastructure")),
     Sector("defense-industrial-base", "Defense Industrial Base", ("defense",)),
-    Sector("emergency-services", "Emergency Services", ("government-emergency-services",)),
+    Sector("emergency-services", "Emergency Services", ("emergency-services",)),
     Sector("energy", "Energy", ("energy", "utilities")),
     Sector("financial-services", "Financial Services", ("financial-services",)),
     Sector("food-agriculture", "Food and Agriculture", ("agriculture",)),
     Sector("government-facilities", "Government Facilities", ("government",)),
     Sector("healthcare-public-health", "Healthcare and Public Health", ("healthcare",)),
     Sector("information-technology", "Information Technology", ("technology",)),
-    Sector("nuclear", "Nuclear Reactors, Materials, and Waste", ("infrastructure-nuclear",)),
+    Sector("nuclear", "Nuclear Reactors, Materials, and Waste", ("nuclear",)),
     Sector("transportation", "Transportation Systems", ("transportation",)),
-    Sector("water", "Water and Wastewater Systems", ("infrastructure-water", "utilities")),
+    Sector("water", "Water and Wastewater Systems", ("water", "utilities")),
 )
 
 CODES: tuple[str, ...] = tuple(s.code for s in SECTORS)

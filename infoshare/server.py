@@ -1,7 +1,7 @@
 """Running under gunicorn: one master, N sync workers, each with its own engine.
 
-The schema is upgraded once in the master before workers fork, so workers never race to
-create tables.
+The data directory is prepared once in the master before workers fork (schema, signing
+key, definitions), so workers never race to create tables or keys.
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ class _Gunicorn(BaseApplication):
 
 
 def run(settings: Settings, host: str, port: int, workers: int) -> None:
-    engine = connect_engine(settings.database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    prepare(settings)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -44,3 +42,20 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
         "proc_name": "infoshare",
     }
     _Gunicorn(settings, options).run()
+
+
+def prepare(settings: Settings) -> dict:
+    """Everything a fresh or upgraded data directory needs before serving: the schema, a
+    signing key, and the service's own definitions. Idempotent; run once, before workers."""
+    from . import publish
+    from .signing.keys import KeyRing
+
+    engine = connect_engine(settings.database_url)
+    try:
+        before, after = migrate.upgrade(engine)
+        signer = KeyRing(settings.data_dir, settings.key_passphrase).signer()
+        added = publish.ensure_definitions(engine, settings, signer)
+    finally:
+        engine.dispose()
+    return {"schema_version": after, "schema_version_before": before, "kid": signer.kid,
+            "definitions_added": added}

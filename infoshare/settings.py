@@ -92,6 +92,7 @@ class Settings:
     data_dir: Path
     database_url: str
     secret_key: str
+    key_passphrase: str
     server: ServerSettings
     taxii: TaxiiSettings
     auth: AuthSettings
@@ -270,6 +271,7 @@ def _build(raw: dict[str, Any], sources: Mapping[str, str]) -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         secret_key=top.str("secret_key"),
+        key_passphrase=top.str("key_passphrase"),
         server=_server(top.table("server")),
         taxii=taxii,
         auth=_auth(top.table("auth")),

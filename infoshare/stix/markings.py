@@ -62,3 +62,9 @@ def marking_refs(obj: Mapping) -> list[str]:
 def compartments_of(obj: Mapping, compartment_names: list[str] | tuple[str, ...]) -> set[str]:
     by_id = {compartment_marking_id(n): n for n in compartment_names}
     return {by_id[r] for r in marking_refs(obj) if r in by_id}
+
+
+def is_oasis_tlp(obj: Mapping) -> bool:
+    """Whether `obj` is exactly one of the OASIS TLP 2.0 marking definitions."""
+    level = tiers.LEVEL_BY_MARKING_ID.get(str(obj.get("id")))
+    return level is not None and dict(obj) == tlp_marking(level)

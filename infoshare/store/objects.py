@@ -284,3 +284,14 @@ def exists(conn: Connection, principal: access.Principal, spec: CollectionSpec,
 
 def count(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(objects)).scalar_one()
+
+
+def latest_raw(conn: Connection, ids: Sequence[str]) -> dict[str, bytes]:
+    """The stored bytes of the latest version of each id that exists (write path only)."""
+    found: dict[str, bytes] = {}
+    id_list = sorted(set(ids))
+    for start in range(0, len(id_list), _CHUNK):
+        query = sa.select(objects.c.id, objects.c.raw).where(
+            objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.is_latest)
+        found.update((row.id, row.raw) for row in conn.execute(query))
+    return found

@@ -120,3 +120,28 @@ statuses = sa.Table(
     sa.Column("details", sa.JSON, nullable=False),
     sa.Index("ix_statuses_request", "request_us"),
 )
+
+# One row per notice the service published (bulletins and feed notices): the accepted
+# document, so a revoke or an update re-converts the notice rather than editing STIX.
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("report_id", sa.String(120), primary_key=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("source_id", sa.String(500), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("tlp", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("sector_mask", sa.Integer, nullable=False),
+    sa.Column("all_sectors", sa.Boolean, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sa.Column("published_by", sa.BigInteger, sa.ForeignKey("principals.pk")),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("modified_us", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("object_ids", sa.JSON, nullable=False),
+    sa.Column("document", sa.JSON, nullable=False),
+    sa.UniqueConstraint("source", "source_id", name="uq_notices_source"),
+    sa.Index("ix_notices_modified", "modified_us"),
+)

@@ -1,0 +1,129 @@
+"""Bulletins: publish, list, read and revoke the analyst's notices."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+from marshmallow import ValidationError
+
+from .. import publish, sectors, tiers, timestamps
+from ..notices import KINDS
+from ..schemas import load_bulletin
+from ..store import notices as notice_store
+from ..store.engine import read
+from .errors import ApiError, render
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.register_error_handler(ApiError, render)
+
+
+def _svc():
+    return current_app.extensions["infoshare"]
+
+
+@bp.before_request
+def _authenticate() -> None:
+    principal = _svc().authenticator.authenticate(request.headers.get("Authorization"))
+    if principal is None:
+        raise ApiError(401, "authentication required",
+                       "send HTTP Basic credentials or Authorization: Bearer <api key>")
+    g.principal = principal
+
+
+def _require_publisher() -> None:
+    if not g.principal.has_role("publisher", "admin"):
+        raise ApiError(403, "forbidden", "publishing needs the publisher or admin role")
+
+
+def _json_body() -> object:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "invalid JSON", "send the bulletin as a JSON object with "
+                       "Content-Type: application/json")
+    return data
+
+
+def _published(result: publish.Published, status: int):
+    response = jsonify({"id": result.report_id, "version": result.version,
+                        "objects": result.object_ids, "stored": result.stored,
+                        "unchanged": result.unchanged})
+    response.status_code = status
+    return response
+
+
+@bp.post("/bulletins")
+def create_bulletin():
+    _require_publisher()
+    try:
+        notice = load_bulletin(_json_body(), _svc().settings.compartments)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid bulletin", "see fields", fields=exc.messages) from None
+    result = publish.publish_notice(_svc().engine, _svc().signer(), notice, g.principal)
+    return _published(result, 201 if result.created else 200)
+
+
+@bp.get("/bulletins")
+def list_bulletins():
+    args = request.args
+    sector, tlp, kind = args.get("sector"), args.get("tlp"), args.get("kind")
+    if sector and sector not in sectors.CODES:
+        raise ApiError(400, "invalid filter", f"unknown sector {sector!r}")
+    if tlp and tlp not in tiers.TLP_LEVELS:
+        raise ApiError(400, "invalid filter", f"unknown tlp {tlp!r}")
+    if kind and kind not in KINDS:
+        raise ApiError(400, "invalid filter", f"unknown kind {kind!r}")
+    since = _time_arg("since")
+    limit = _int_arg("limit", 100, 1000)
+    with read(_svc().engine) as conn:
+        rows = notice_store.listing(conn, g.principal,
+                                    sector_bit=sectors.bit(sector) if sector else None,
+                                    tlp=tlp, kind=kind, since_us=since, limit=limit)
+    return jsonify({"bulletins": [summary(row) for row in rows]})
+
+
+def _time_arg(name: str) -> int | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        return timestamps.parse_us(value)
+    except timestamps.BadTimestamp as exc:
+        raise ApiError(400, "invalid filter", f"{name}: {exc}") from None
+
+
+def _int_arg(name: str, default: int, maximum: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= maximum:
+        raise ApiError(400, "invalid filter", f"{name} must be between 1 and {maximum}")
+    return int(value)
+
+
+def summary(row) -> dict:
+    return {
+        "id": row.report_id, "title": row.title, "kind": row.kind, "tlp": row.tlp,
+        "severity": row.severity,
+        "sectors": "all" if row.all_sectors else sectors.codes(row.sector_mask),
+        "revoked": row.revoked, "source": row.source, "source_id": row.source_id,
+        "created": timestamps.format_stix(row.created_us), "version": row.version,
+    }
+
+
+@bp.get("/bulletins/<report_id>")
+def get_bulletin(report_id: str):
+    with read(_svc().engine) as conn:
+        row = notice_store.get(conn, g.principal, report_id)
+    if row is None:
+        raise ApiError(404, "not found", f"no bulletin {report_id!r}")
+    return jsonify({**summary(row), "objects": row.object_ids, "bulletin": row.document})
+
+
+@bp.post("/bulletins/<report_id>/revoke")
+def revoke_bulletin(report_id: str):
+    _require_publisher()
+    try:
+        result = publish.revoke_notice(_svc().engine, _svc().signer(), g.principal, report_id,
+                                       _svc().settings.compartments)
+    except publish.UnknownNotice:
+        raise ApiError(404, "not found", f"no bulletin {report_id!r}") from None
+    return _published(result, 200)

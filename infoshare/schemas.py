@@ -1,0 +1,224 @@
+"""marshmallow schemas for the JSON that enters or leaves outside TAXII.
+
+A bulletin is the analyst's JSON for one Notice. Every error is reported under the name of
+the field it concerns (nested as list index and sub-field), so the API and the console can
+show it next to that field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from . import notices, sectors, tiers, timestamps
+from .stix import patterns
+
+CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
+
+
+class Timestamp(fields.String):
+    """An RFC 3339 UTC timestamp, normalised to STIX millisecond form."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return timestamps.format_stix(timestamps.parse_us(text))
+        except timestamps.BadTimestamp as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class IndicatorSchema(Schema):
+    type = fields.String(validate=validate.OneOf(notices.INDICATOR_TYPES), load_default=None)
+    value = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _valid_value(self, data, **kwargs):
+        kind = data.get("type") or _infer(data.get("value", ""))
+        try:
+            patterns.check(kind, data["value"])
+        except patterns.BadIndicator as exc:
+            raise ValidationError(str(exc), "value") from None
+
+    @post_load
+    def _make(self, data, **kwargs):
+        value = data["value"].strip()
+        return notices.IndicatorSpec(data.get("type") or patterns.infer(value), value,
+                                     data.get("description", ""))
+
+
+def _infer(value: str) -> str:
+    try:
+        return patterns.infer(value)
+    except patterns.BadIndicator as exc:
+        raise ValidationError(f"{exc}; give its type", "type") from None
+
+
+def _point(value: list) -> None:
+    if len(value) != 2:
+        raise ValidationError("each polygon vertex is [latitude, longitude]")
+    _latitude(value[0])
+    _longitude(value[1])
+
+
+def _latitude(value: float) -> None:
+    if not -90 <= value <= 90:
+        raise ValidationError("latitude must be between -90 and 90")
+
+
+def _longitude(value: float) -> None:
+    if not -180 <= value <= 180:
+        raise ValidationError("longitude must be between -180 and 180")
+
+
+class LocationSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    latitude = fields.Float(load_default=None, validate=_latitude, data_key="lat")
+    longitude = fields.Float(load_default=None, validate=_longitude, data_key="lon")
+    country = fields.String(load_default=None, validate=validate.Regexp(
+        r"^[A-Z]{2}$", error="country is an ISO 3166-1 alpha-2 code such as US"))
+    administrative_area = fields.String(load_default=None)
+    polygon = fields.List(fields.List(fields.Float(), validate=_point), load_default=list)
+    geocodes = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+    @validates("polygon")
+    def _ring(self, value, **kwargs):
+        if value and len(value) < 3:
+            raise ValidationError("a polygon needs at least 3 vertices")
+
+    @validates_schema
+    def _somewhere(self, data, **kwargs):
+        has_point = data.get("latitude") is not None and data.get("longitude") is not None
+        if (data.get("latitude") is None) != (data.get("longitude") is None):
+            raise ValidationError("give lat and lon together", "lat")
+        if not (has_point or data.get("country") or data.get("polygon")):
+            raise ValidationError("a location needs lat and lon, a country or a polygon",
+                                  "name")
+
+    @post_load
+    def _make(self, data, **kwargs):
+        return notices.LocationSpec(
+            name=data["name"], latitude=data.get("latitude"), longitude=data.get("longitude"),
+            country=data.get("country"), administrative_area=data.get("administrative_area"),
+            polygon=tuple((p[0], p[1]) for p in data.get("polygon", [])),
+            geocodes=tuple(sorted(data.get("geocodes", {}).items())))
+
+
+def _sectors(value) -> None:
+    if value == "all":
+        return
+    if not isinstance(value, list) or not value:
+        raise ValidationError('give a list of sector codes, or "all"')
+    unknown = [v for v in value if v not in sectors.CODES]
+    if unknown:
+        raise ValidationError(f"unknown sector(s) {', '.join(map(str, unknown))}; known: "
+                              + ", ".join(sectors.CODES))
+
+
+class BulletinSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # the console posts extra form fields; they are ignored
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    summary = fields.String(load_default="", validate=validate.Length(max=20000))
+    kind = fields.String(required=True, validate=validate.OneOf(notices.KINDS))
+    tlp = fields.String(required=True, validate=validate.OneOf(tiers.TLP_LEVELS))
+    sectors = fields.Raw(required=True, validate=_sectors)
+    compartments = fields.List(fields.String(), load_default=list)
+    recipients = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    severity = fields.String(load_default="Unknown", validate=validate.OneOf(notices.SEVERITIES))
+    urgency = fields.String(load_default="Unknown", validate=validate.OneOf(notices.URGENCIES))
+    certainty = fields.String(load_default="Unknown",
+                              validate=validate.OneOf(notices.CERTAINTIES))
+    category = fields.String(load_default=None, validate=validate.OneOf(notices.CAP_CATEGORIES))
+    valid_from = Timestamp(load_default=None)
+    valid_until = Timestamp(load_default=None)
+    indicators = fields.List(fields.Nested(IndicatorSchema), load_default=list)
+    vulnerabilities = fields.List(fields.String(validate=validate.Regexp(
+        CVE, error="not a CVE id like CVE-2024-12345")), load_default=list)
+    locations = fields.List(fields.Nested(LocationSchema), load_default=list)
+    mitigations = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    threat_actors = fields.List(fields.String(validate=validate.Length(min=1, max=300)),
+                                load_default=list)
+    references = fields.List(fields.Url(schemes={"http", "https"}), load_default=list)
+    labels = fields.List(fields.String(validate=validate.Regexp(
+        r"^[\w:.\-]{1,100}$", error="labels are words (letters, digits, - _ : .)")),
+        load_default=list)
+    source_id = fields.String(load_default=None, validate=validate.Length(min=1, max=500))
+
+    @validates_schema
+    def _audience(self, data, **kwargs):
+        tlp, recipients = data.get("tlp"), data.get("recipients", [])
+        if tlp == "amber+strict" and not recipients:
+            raise ValidationError("TLP:AMBER+STRICT needs the recipient organisations",
+                                  "recipients")
+        if tlp == "red" and not recipients:
+            raise ValidationError("TLP:RED needs the recipient principals", "recipients")
+        start, end = data.get("valid_from"), data.get("valid_until")
+        if start and end and timestamps.parse_us(end) <= timestamps.parse_us(start):
+            raise ValidationError("valid_until must be after valid_from", "valid_until")
+
+
+def load_bulletin(data: object, known_compartments: Iterable[str],
+                  source: str = "bulletin") -> notices.Notice:
+    """A Notice from bulletin JSON; raises ValidationError with per-field messages."""
+    if not isinstance(data, Mapping):
+        raise ValidationError({"_schema": ["a bulletin is a JSON object"]})
+    loaded = BulletinSchema().load(data)
+    unknown = sorted(set(loaded["compartments"]) - set(known_compartments))
+    if unknown:
+        raise ValidationError({"compartments": [
+            f"unknown compartment(s) {', '.join(unknown)}; known: "
+            + ", ".join(sorted(known_compartments))]})
+    all_sectors = loaded["sectors"] == "all"
+    return notices.Notice(
+        title=loaded["title"], summary=loaded["summary"], kind=loaded["kind"],
+        tlp=loaded["tlp"], sectors=() if all_sectors else tuple(dict.fromkeys(loaded["sectors"])),
+        all_sectors=all_sectors, compartments=tuple(sorted(set(loaded["compartments"]))),
+        recipients=tuple(dict.fromkeys(loaded["recipients"])),
+        severity=loaded["severity"], urgency=loaded["urgency"], certainty=loaded["certainty"],
+        category=loaded["category"], valid_from=loaded["valid_from"],
+        valid_until=loaded["valid_until"], indicators=tuple(loaded["indicators"]),
+        vulnerabilities=tuple(dict.fromkeys(loaded["vulnerabilities"])),
+        locations=tuple(loaded["locations"]), mitigations=tuple(loaded["mitigations"]),
+        threat_actors=tuple(dict.fromkeys(loaded["threat_actors"])),
+        references=tuple(loaded["references"]), labels=tuple(loaded["labels"]),
+        source=source, source_id=loaded["source_id"],
+    )
+
+
+def dump_notice(notice: notices.Notice) -> dict:
+    """Bulletin JSON for a Notice: what load_bulletin accepts back."""
+    return {
+        "title": notice.title, "summary": notice.summary, "kind": notice.kind,
+        "tlp": notice.tlp, "sectors": "all" if notice.all_sectors else list(notice.sectors),
+        "compartments": list(notice.compartments), "recipients": list(notice.recipients),
+        "severity": notice.severity, "urgency": notice.urgency, "certainty": notice.certainty,
+        "category": notice.category, "valid_from": notice.valid_from,
+        "valid_until": notice.valid_until,
+        "indicators": [{"type": i.type, "value": i.value, "description": i.description}
+                       for i in notice.indicators],
+        "vulnerabilities": list(notice.vulnerabilities),
+        "locations": [_dump_location(loc) for loc in notice.locations],
+        "mitigations": list(notice.mitigations), "threat_actors": list(notice.threat_actors),
+        "references": list(notice.references), "labels": list(notice.labels),
+        "source_id": notice.source_id,
+    }
+
+
+def _dump_location(loc: notices.LocationSpec) -> dict:
+    out = {"name": loc.name, "lat": loc.latitude, "lon": loc.longitude, "country": loc.country,
+           "administrative_area": loc.administrative_area,
+           "polygon": [list(p) for p in loc.polygon], "geocodes": dict(loc.geocodes)}
+    return {k: v for k, v in out.items() if v not in (None, [], {})}

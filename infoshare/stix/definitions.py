@@ -1,0 +1,98 @@
+"""The service's own STIX definitions: its producer identity, the extension definitions it
+uses (signature, hazard, sector), the sector identities, and the marking definitions.
+
+These are published once, into every collection, with fixed ids and timestamps, so
+publishing them again at each start is a no-op (the same version is a duplicate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .. import sectors, tiers
+from ..signing.objects import SIGNATURE_EXTENSION_ID
+from . import markings
+from .ids import stix_id
+
+DEFINED = "2024-01-01T00:00:00.000Z"
+HAZARD_EXTENSION_ID = "extension-definition--9b2f6c1e-4d7a-5e3b-8c0f-1a2b3c4d5e6f"
+SECTOR_EXTENSION_ID = "extension-definition--5c8e2a47-1f3b-5d6e-9a0c-7b4d2e1f3a58"
+
+
+def identity_id() -> str:
+    return stix_id("identity", "service")
+
+
+def identity(name: str) -> dict:
+    return {
+        "type": "identity", "spec_version": "2.1", "id": identity_id(),
+        "created": DEFINED, "modified": DEFINED, "name": name,
+        "identity_class": "organization",
+        "description": "The infoshare service that converted, signed and published this.",
+    }
+
+
+def _extension(ext_id: str, name: str, description: str, schema: str) -> dict:
+    return {
+        "type": "extension-definition", "spec_version": "2.1", "id": ext_id,
+        "created": DEFINED, "modified": DEFINED, "created_by_ref": identity_id(),
+        "name": name, "description": description, "schema": schema, "version": "1.0.0",
+        "extension_types": ["property-extension"],
+    }
+
+
+SIGNATURE_SCHEMA = (
+    "Property extension with one property, jws: a detached JWS (RFC 7515 appendix F, "
+    "'header..signature') whose protected header names alg Ed25519 (RFC 9864) and kid, the "
+    "RFC 7638 thumbprint of the signing key. The signed payload is the RFC 8785 canonical "
+    "JSON of the object without this extension (and without 'extensions' when this was its "
+    "only member). Public keys: the service's JWKS at /.well-known/jwks.json."
+)
+HAZARD_SCHEMA = (
+    "Property extension carrying CAP 1.2 hazard facts: kind (cyber, physical, natural, "
+    "technological, health), category, urgency, severity, certainty (CAP vocabularies), "
+    "effective and expires (STIX timestamps), areas: a list of {name, polygon: [[lat, lon], "
+    "...], geocodes: [{name, value}]}."
+)
+SECTOR_SCHEMA = (
+    "Property extension on a sector identity with sector_code: one of the 16 US critical "
+    "infrastructure sector codes (chemical, commercial-facilities, communications, "
+    "critical-manufacturing, dams, defense-industrial-base, emergency-services, energy, "
+    "financial-services, food-agriculture, government-facilities, healthcare-public-health, "
+    "information-technology, nuclear, transportation, water)."
+)
+
+
+def extension_definitions() -> list[dict]:
+    return [
+        _extension(SIGNATURE_EXTENSION_ID, "infoshare signature",
+                   "Ed25519 detached JWS over the object's RFC 8785 form.", SIGNATURE_SCHEMA),
+        _extension(HAZARD_EXTENSION_ID, "infoshare hazard",
+                   "Hazard facts from CAP alerts and bulletins.", HAZARD_SCHEMA),
+        _extension(SECTOR_EXTENSION_ID, "infoshare sector",
+                   "The exact critical-infrastructure sector code.", SECTOR_SCHEMA),
+    ]
+
+
+def sector_identity_id(code: str) -> str:
+    return stix_id("identity", "sector", code)
+
+
+def sector_identity(code: str) -> dict:
+    sector = sectors.BY_CODE[code]
+    return {
+        "type": "identity", "spec_version": "2.1", "id": sector_identity_id(code),
+        "created": DEFINED, "modified": DEFINED, "created_by_ref": identity_id(),
+        "name": f"{sector.title} Sector", "identity_class": "class",
+        "sectors": list(sector.industry_sectors),
+        "extensions": {SECTOR_EXTENSION_ID: {"extension_type": "property-extension",
+                                             "sector_code": code}},
+    }
+
+
+def service_objects(name: str, compartments: Mapping[str, str]) -> tuple[list[dict], list[dict]]:
+    """(objects the service signs, OASIS TLP markings it serves unsigned and unchanged)."""
+    own = [identity(name), *extension_definitions()]
+    own += [sector_identity(code) for code in sectors.CODES]
+    own += [markings.compartment_marking(n, s) for n, s in sorted(compartments.items())]
+    return own, [markings.tlp_marking(level) for level in tiers.TLP_LEVELS]
