@@ -12,10 +12,9 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import jws
+from . import canonical, jws
 
 # The extension-definition the service publishes for its signatures (stix/definitions.py).
 SIGNATURE_EXTENSION_ID = "extension-definition--2f1a7a0e-6a8e-5c3b-9d7e-0c4b8f1e2a61"
@@ -34,7 +33,7 @@ def unsigned(obj: Mapping) -> dict:
 
 
 def signing_payload(obj: Mapping) -> bytes:
-    return rfc8785.dumps(unsigned(obj))
+    return canonical.dumps(unsigned(obj))
 
 
 def attach(obj: dict, signature: str) -> dict:

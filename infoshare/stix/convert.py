@@ -46,6 +46,7 @@ class _Builder:
         refs += [markings.compartment_marking_id(c) for c in notice.compartments]
         self.marking_refs = refs
         self.objects: list[dict] = []
+        self.first_published = stamp.created_of(report_id(notice))
 
     def make(self, object_type: str, role: str, key: str, **properties) -> dict:
         object_id = stix_id(object_type, *self.key, role, key)
@@ -108,7 +109,7 @@ def _report_properties(notice: Notice, stamp: Stamp, refs: list[str]) -> dict:
     refs_out += [{"source_name": "reference", "url": url} for url in notice.references]
     properties = {
         "description": notice.summary or None,
-        "published": stamp.created_of(report_id(notice)),
+        "published": stamp.created_of(report_id(notice)),  # first publication
         "report_types": ["threat-report"],
         "object_refs": refs,
         "labels": sorted({notice.kind, *notice.labels}),
@@ -145,7 +146,7 @@ def _indicator(b: _Builder, spec: IndicatorSpec) -> dict:
         name=spec.value if spec.type != "stix" else f"Pattern from {notice.title}",
         description=spec.description or f"Indicator from: {notice.title}",
         pattern=patterns.pattern(spec.type, spec.value), pattern_type="stix",
-        valid_from=notice.valid_from or b.stamp.created_of(report_id(notice)),
+        valid_from=notice.valid_from or b.first_published,
         valid_until=notice.valid_until,
         indicator_types=["malicious-activity"] if notice.kind == "cyber" else ["unknown"],
     )

@@ -121,6 +121,11 @@ def _insert_rows(conn, fresh, dates_added, known) -> None:
             for item, date_added in zip(fresh, dates_added, strict=True)]
     _demote(conn, fresh, latest, "is_latest")
     _demote(conn, fresh, first, "is_first")
+    restricted = [i for i, item in enumerate(fresh) if item.audience.compartments
+                  or item.audience.recipient_orgs or item.audience.recipient_principals]
+    if not restricted:  # the common case: no child rows, so no need for the new pks
+        conn.execute(objects.insert(), rows)
+        return
     result = conn.execute(objects.insert().returning(objects.c.pk, sort_by_parameter_order=True),
                           rows)
     pks = [row.pk for row in result]
