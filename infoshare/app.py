@@ -14,8 +14,8 @@ from werkzeug.exceptions import HTTPException
 
 from .api import bp as api_bp
 from .authn import Authenticator
-from .signing.keys import KeyRing, Signer
 from .settings import Settings, load_settings
+from .signing.keys import KeyRing, Signer
 from .store.engine import connect_engine
 from .taxii import bp as taxii_bp
 from .taxii.errors import TaxiiError, render

@@ -16,11 +16,11 @@ from flask.cli import FlaskGroup, with_appcontext
 from . import sectors
 from .app import create_app
 from .passwords import new_password
+from .server import prepare
 from .settings import ROLES, ConfigError, load_settings
 from .store import migrate
 from .store import principals as principal_store
 from .store.engine import read, write
-from .server import prepare
 
 
 def _create_app():

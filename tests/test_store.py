@@ -184,7 +184,8 @@ audiences = st.builds(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(audience_list=st.lists(audiences, min_size=1, max_size=12),
        principal_list=st.lists(principals, min_size=1, max_size=6))
 def test_sql_predicate_agrees_with_python_rule(engine, audience_list, principal_list):

@@ -357,7 +357,7 @@ def test_post_errors(live):
 
 
 def test_unknown_routes_and_methods_answer_in_taxii(live):
-    assert http(live, "GET", "http://127.0.0.1:%d/taxii2/other/" % live.port).status_code == 404
+    assert http(live, "GET", f"http://127.0.0.1:{live.port}/taxii2/other/").status_code == 404
     response = http(live, "DELETE", f"collections/{ALL}/objects/")
     assert response.status_code == 405
     assert response.headers["Content-Type"] == TAXII

@@ -76,7 +76,8 @@ def convert(notice: Notice, stamp: Stamp) -> list[dict]:
     vulnerabilities = [b.make("vulnerability", "vulnerability", cve, name=cve,
                               external_references=[{"source_name": "cve", "external_id": cve}])
                        for cve in notice.vulnerabilities]
-    locations = [_location(b, spec) for spec in notice.locations]
+    for spec in notice.locations:
+        _location(b, spec)
     mitigations = [b.make("course-of-action", "mitigation", text, name=_title(text),
                           description=text) for text in notice.mitigations]
     actors = [b.make("threat-actor", "threat-actor", name, name=name,
