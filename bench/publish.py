@@ -29,6 +29,9 @@ from infoshare.signing.objects import signing_payload
 from infoshare.stix import convert
 from infoshare.store import migrate
 from infoshare.store.engine import connect_engine
+from infoshare.tiers import DEFAULT_TIERS, Tiers
+
+TIERS = Tiers(DEFAULT_TIERS)
 
 
 def typical_bulletin(i: int) -> dict:
@@ -54,19 +57,19 @@ def bench_bulletins(engine, signer, count: int) -> dict:
     for i in range(count):
         notice = load_bulletin(typical_bulletin(i), [])
         t0 = time.perf_counter()
-        publish.publish_notice(engine, signer, notice)
+        publish.publish_notice(engine, signer, TIERS, notice)
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - start
     return {"bulletins": count, "bulletins_per_s": round(count / elapsed, 1),
             "objects_per_bulletin": len(publish.publish_notice(
-                engine, signer, load_bulletin(typical_bulletin(0), [])).object_ids),
+                engine, signer, TIERS, load_bulletin(typical_bulletin(0), [])).object_ids),
             "publish_ms_p50": round(statistics.median(latencies) * 1000, 2)}
 
 
 def bench_bulk(engine, signer, count: int) -> dict:
     notice = bulk_notice(count)
     start = time.perf_counter()
-    result = publish.publish_notice(engine, signer, notice)
+    result = publish.publish_notice(engine, signer, TIERS, notice)
     elapsed = time.perf_counter() - start
     return {"indicators": count, "objects": result.stored,
             "objects_per_s": round(result.stored / elapsed, 1), "seconds": round(elapsed, 3)}

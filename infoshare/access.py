@@ -123,6 +123,8 @@ def _named(table: sa.Table, kind: str, name: str) -> sa.Exists:
 
 def can_read(principal: Principal, collection: CollectionSpec) -> bool:
     """Whether a collection is listed to and readable by the principal at all."""
+    if collection.kind == "subscription":
+        return collection.owner_pk == principal.pk
     if collection.kind == "sector" and collection.sector:
         return principal.all_sectors or bool(principal.sector_mask
                                              & sectors.bit(collection.sector))

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 from .api import bp as api_bp
+from .api.errors import ApiError
+from .api.errors import render as render_api
 from .authn import Authenticator
 from .settings import Settings, load_settings
 from .signing.keys import KeyRing, Signer
@@ -100,6 +102,8 @@ def _jwks() -> Response:
 
 def _http_error(exc: HTTPException) -> Response | HTTPException:
     """Errors raised outside a TAXII view (404, 405, 413) still answer in TAXII JSON."""
+    if request.path.startswith("/api/"):
+        return render_api(ApiError(exc.code or 500, exc.name, exc.description or ""))
     if request.path.startswith("/taxii2/"):
         error = TaxiiError(exc.code or 500, exc.name, exc.description or "")
         response = render(error)

@@ -18,7 +18,7 @@ from .app import create_app
 from .passwords import new_password
 from .server import prepare
 from .settings import ROLES, ConfigError, load_settings
-from .store import migrate
+from .store import audit, migrate
 from .store import principals as principal_store
 from .store.engine import read, write
 
@@ -32,6 +32,15 @@ def _create_app():
 
 def _svc():
     return current_app.extensions["infoshare"]
+
+
+def _signer(svc):
+    from .signing.keys import KeyringError
+
+    try:
+        return svc.signer()
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _ready():
@@ -62,12 +71,21 @@ def db_upgrade() -> None:
     click.echo(json.dumps({"schema_version_before": before, "schema_version": after}))
 
 
+def _prepare(settings):
+    from .signing.keys import KeyringError
+
+    try:
+        return prepare(settings)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command("init")
 @with_appcontext
 def init() -> None:
     """Prepare the data directory; on first run create an admin and a demo reader."""
     svc = _svc()
-    prepare(svc.settings)
+    _prepare(svc.settings)
     with read(svc.engine) as conn:
         if principal_store.count(conn) > 0:
             click.echo("infoshare: data directory ready (principals exist already).")
@@ -122,6 +140,8 @@ def principals_add(name, org, tier, sector_codes, all_sectors, compartments, rol
                 compartments=compartments, roles=roles or ("reader",), password=password,
                 log2_n=svc.settings.auth.scrypt_log2_n,
                 known_compartments=svc.settings.compartments)
+            audit.record(conn, "operator", "principal-add", name, org=org, tier=tier,
+                         roles=sorted(roles or ("reader",)))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({"id": principal_id, "name": name, "api_key": key}))
@@ -144,6 +164,7 @@ def principals_disable(name) -> None:
     with write(_ready().engine) as conn:
         if not principal_store.set_disabled(conn, name):
             raise click.ClickException(f"no principal named {name!r}")
+        audit.record(conn, "operator", "principal-disable", name)
     click.echo(json.dumps({"name": name, "disabled": True}))
 
 
@@ -159,6 +180,7 @@ def serve(host, port, workers) -> None:
         settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    _prepare(settings)
     run(settings, host or settings.server.host, port or settings.server.port,
         workers or settings.server.workers)
 
@@ -201,8 +223,9 @@ def publish_command(source: str) -> None:
             notices.append(load_bulletin(document, svc.settings.compartments))
         except ValidationError as exc:
             raise click.ClickException(f"bulletin {index}: {json.dumps(exc.messages)}") from None
+    signer = _signer(svc)
     for notice in notices:
-        result = publish.publish_notice(svc.engine, svc.signer(), notice)
+        result = publish.publish_notice(svc.engine, signer, svc.settings.tiers, notice)
         click.echo(json.dumps({"id": result.report_id, "version": result.version,
                                "objects": len(result.object_ids), "stored": result.stored,
                                "unchanged": result.unchanged}))
@@ -281,3 +304,126 @@ def verify_command(source: str, jwks_source: str | None, api_key: str | None) ->
     failed = sum(1 for v in verdicts if not v.ok)
     click.echo(f"{len(verdicts) - failed} verified, {failed} failed", err=True)
     sys.exit(1 if failed else 0)
+
+
+@main.group()
+def subscriptions() -> None:
+    """Principals' subscriptions (also at /api/v1/subscriptions)."""
+
+
+@subscriptions.command("add")
+@click.argument("name")
+@click.option("--principal", "owner", required=True, help="The principal it belongs to.")
+@click.option("--sector", "sectors_", multiple=True)
+@click.option("--type", "types", multiple=True, help="STIX object type.")
+@click.option("--kind", "kinds", multiple=True)
+@click.option("--min-severity")
+@click.option("--label", "labels", multiple=True)
+@click.option("--max-tlp")
+@click.option("--webhook-url")
+@click.option("--webhook-secret")
+@with_appcontext
+def subscriptions_add(name, owner, sectors_, types, kinds, min_severity, labels, max_tlp,
+                      webhook_url, webhook_secret) -> None:
+    """Add a subscription for a principal; prints it as JSON."""
+    from marshmallow import ValidationError
+
+    from distribution import webhooks
+
+    from .schemas import SubscriptionSchema, dump_subscription, subscription_columns
+    from .store import subscriptions as store
+
+    svc = _ready()
+    document = {"name": name, "sectors": list(sectors_), "types": list(types),
+                "kinds": list(kinds), "labels": list(labels), "min_severity": min_severity,
+                "max_tlp": max_tlp, "webhook_url": webhook_url, "webhook_secret": webhook_secret}
+    try:
+        loaded = SubscriptionSchema().load(document)
+        if webhook_url:
+            webhooks.check(webhook_url, svc.settings.webhooks.allow_http_hosts)
+    except (ValidationError, webhooks.UnsafeWebhook) as exc:
+        raise click.ClickException(str(getattr(exc, "messages", exc))) from None
+    with write(svc.engine) as conn:
+        row = principal_store.by_name(conn, owner)
+        if row is None:
+            raise click.ClickException(f"no principal named {owner!r}")
+        created = store.create(conn, row.pk, subscription_columns(loaded))
+        audit.record(conn, "operator", "subscribe", created.id, name=name, principal=owner)
+    click.echo(json.dumps(dump_subscription(created)))
+
+
+@subscriptions.command("list")
+@with_appcontext
+def subscriptions_list() -> None:
+    """Every subscription as JSON lines."""
+    from .schemas import dump_subscription
+    from .store import subscriptions as store
+
+    with read(_ready().engine) as conn:
+        names = {r.pk: r.name for r in principal_store.all_rows(conn)}
+        for row in store.all_rows(conn):
+            click.echo(json.dumps({**dump_subscription(row),
+                                   "principal": names.get(row.principal_pk)}))
+
+
+@subscriptions.command("remove")
+@click.argument("ident")
+@with_appcontext
+def subscriptions_remove(ident) -> None:
+    """Remove a subscription, its routing rows and its queued deliveries."""
+    from .store import subscriptions as store
+
+    with write(_ready().engine) as conn:
+        row = store.by_id(conn, ident)
+        if row is None:
+            raise click.ClickException(f"no subscription {ident!r}")
+        store.delete(conn, row.pk)
+        audit.record(conn, "operator", "unsubscribe", ident, name=row.name)
+    click.echo(json.dumps({"removed": ident}))
+
+
+@main.group()
+def deliveries() -> None:
+    """Webhook deliveries: inspect and replay."""
+
+
+@deliveries.command("list")
+@click.option("--state", type=click.Choice(["pending", "delivered", "dead", "dropped"]))
+@click.option("--limit", default=50, show_default=True)
+@with_appcontext
+def deliveries_list(state, limit) -> None:
+    """Recent deliveries as JSON lines, newest first."""
+    import sqlalchemy as sa
+
+    from .api.subscriptions import describe_delivery
+    from .store.schema import deliveries as table
+
+    query = sa.select(table).order_by(table.c.created_us.desc()).limit(limit)
+    if state:
+        query = query.where(table.c.state == state)
+    with read(_ready().engine) as conn:
+        for row in conn.execute(query):
+            click.echo(json.dumps({**describe_delivery(row),
+                                   "subscription_pk": row.subscription_pk}))
+
+
+@deliveries.command("retry")
+@click.argument("ids", nargs=-1)
+@with_appcontext
+def deliveries_retry(ids) -> None:
+    """Queue the given deliveries (default: every dead one) again from the first attempt."""
+    from distribution.delivery import retry
+
+    count = retry(_ready().engine, list(ids) or None)
+    click.echo(json.dumps({"queued": count}))
+
+
+@main.command("audit")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--action")
+@with_appcontext
+def audit_command(limit, action) -> None:
+    """The audit trail as JSON lines, newest first."""
+    with read(_ready().engine) as conn:
+        for row in audit.recent(conn, limit, action):
+            click.echo(json.dumps(audit.describe(row)))

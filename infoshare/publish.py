@@ -19,13 +19,16 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
 
+from distribution import routing
+
 from . import access, schemas, sectors, tiers, timestamps
-from .notices import Notice
+from .notices import SEVERITY_RANK, Notice
 from .settings import CollectionSpec, Settings
 from .signing import objects as signed
 from .signing.keys import Signer
 from .stix import convert, definitions, markings
 from .stix.validate import InvalidObject, check
+from .store import audit
 from .store import notices as notice_store
 from .store import objects as object_store
 from .store.engine import read, write
@@ -71,7 +74,8 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
 
 
 def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
-           submitter: access.Principal | None, received: Sequence[object]) -> list[Outcome]:
+           submitter: access.Principal | None, received: Sequence[object],
+           actor: str | None = None) -> list[Outcome]:
     """Validate and store third-party objects; one Outcome per received object, in order."""
     default_tlp = collection.default_tlp or settings.taxii.default_tlp
     compartments = tuple(settings.compartments)
@@ -97,6 +101,11 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
     if batch:
         with write(engine) as conn:
             added = object_store.insert(conn, batch)
+            routing.route(conn, _groups_of_received(batch, added, received, batch_at),
+                          settings.tiers)
+            audit.record(conn, actor or (submitter.name if submitter else "service"),
+                         "submit", collection.alias, stored=sum(1 for a in added if a),
+                         ids=[i.id for i, a in zip(batch, added, strict=True) if a][:100])
         for index, item, date_added in zip(batch_at, batch, added, strict=True):
             version = item.version or (timestamps.format_us(date_added) if date_added else "")
             outcomes[index] = Outcome(
@@ -104,6 +113,19 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
                 duplicate=date_added is None,
                 message="" if date_added else "this version was stored already")
     return [o for o in outcomes if o is not None]
+
+
+def _groups_of_received(batch, added, received, batch_at) -> list[routing.Group]:
+    """Third-party objects grouped by what subscriptions filter on (audience, labels)."""
+    groups: dict[tuple, list[tuple[int, str]]] = {}
+    for item, date_added, index in zip(batch, added, batch_at, strict=True):
+        if date_added is None:
+            continue
+        labels = received[index].get("labels") or []
+        key = (item.audience, frozenset(x for x in labels if isinstance(x, str)))
+        groups.setdefault(key, []).append((date_added, item.type))
+    return [routing.Group(audience, None, 0, labels, tuple(objs))
+            for (audience, labels), objs in groups.items()]
 
 
 def _rejected(obj: object, message: str) -> Outcome:
@@ -154,7 +176,7 @@ def _stamp(existing, ids_created: dict[str, str]) -> convert.Stamp:
     return convert.Stamp(timestamps.format_stix(now), ids_created)
 
 
-def publish_notice(engine: Engine, signer: Signer, notice: Notice,
+def publish_notice(engine: Engine, signer: Signer, tier_map: tiers.Tiers, notice: Notice,
                    publisher: access.Principal | None = None) -> Published:
     """Convert, sign, store and route one notice in one transaction.
 
@@ -175,10 +197,17 @@ def publish_notice(engine: Engine, signer: Signer, notice: Notice,
         changed = [o for o in objs if o["id"] not in stored
                    or _comparable(stored[o["id"]]) != _comparable(o)]
         audience = notice_audience(notice)
-        object_store.insert(conn, [_new_object(signer, o, audience) for o in changed])
+        added = object_store.insert(conn, [_new_object(signer, o, audience) for o in changed])
+        routing.route(conn, [routing.Group(
+            audience, notice.kind, SEVERITY_RANK.get(notice.severity, 0),
+            frozenset(notice.labels),
+            tuple((d, o["type"]) for d, o in zip(added, changed, strict=True) if d))], tier_map)
         report = objs[0]
         if changed or existing is None:
             notice_store.save(conn, _notice_row(notice, report, objs, publisher))
+            action = "revoke" if notice.revoked else ("publish" if existing is None else "update")
+            audit.record(conn, publisher.name if publisher else "service", action, report["id"],
+                         title=notice.title, source=notice.source, objects=len(changed))
     return Published(report["id"], [o["id"] for o in objs],
                      report["modified"] if changed else (existing.version if existing else ""),
                      len(changed), len(objs) - len(changed), existing is None)
@@ -212,8 +241,9 @@ class UnknownNotice(LookupError):
     pass
 
 
-def revoke_notice(engine: Engine, signer: Signer, principal: access.Principal | None,
-                  report_id: str, known_compartments) -> Published:
+def revoke_notice(engine: Engine, signer: Signer, tier_map: tiers.Tiers,
+                  principal: access.Principal | None, report_id: str,
+                  known_compartments) -> Published:
     """Publish a revoked version of every object of a notice the principal may see."""
     with read(engine) as conn:
         row = (notice_store.get(conn, principal, report_id) if principal
@@ -222,7 +252,7 @@ def revoke_notice(engine: Engine, signer: Signer, principal: access.Principal | 
         raise UnknownNotice(report_id)
     notice = schemas.load_bulletin(row.document, known_compartments, source=row.source)
     notice = replace(notice, source_id=row.source_id, revoked=True)
-    return publish_notice(engine, signer, notice, principal)
+    return publish_notice(engine, signer, tier_map, notice, principal)
 
 
 def ensure_definitions(engine: Engine, settings: Settings, signer: Signer) -> int:

@@ -222,3 +222,69 @@ def _dump_location(loc: notices.LocationSpec) -> dict:
            "administrative_area": loc.administrative_area,
            "polygon": [list(p) for p in loc.polygon], "geocodes": dict(loc.geocodes)}
     return {k: v for k, v in out.items() if v not in (None, [], {})}
+
+
+class SubscriptionSchema(Schema):
+    """Flat subscription JSON; every filter optional (absent = no filtering on it)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    sectors = fields.List(fields.String(validate=validate.OneOf(sectors.CODES)))
+    types = fields.List(fields.String(validate=validate.Regexp(
+        r"^[a-z0-9][a-z0-9-]{0,62}$", error="not a STIX type name")))
+    kinds = fields.List(fields.String(validate=validate.OneOf(notices.KINDS)))
+    min_severity = fields.String(validate=validate.OneOf(notices.SEVERITIES[:-1]),
+                                 allow_none=True)
+    labels = fields.List(fields.String(validate=validate.Length(min=1, max=200)))
+    max_tlp = fields.String(validate=validate.OneOf(tiers.TLP_LEVELS), allow_none=True)
+    webhook_url = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    webhook_secret = fields.String(validate=validate.Length(min=16, max=500), allow_none=True)
+    paused = fields.Boolean()
+
+    @validates_schema
+    def _secret_with_url(self, data, partial=False, **kwargs):
+        if data.get("webhook_url") and not data.get("webhook_secret") and not partial:
+            raise ValidationError("a webhook needs a webhook_secret (16+ characters) to sign "
+                                  "its deliveries", "webhook_secret")
+
+
+def subscription_columns(data: Mapping) -> dict:
+    """Store columns from loaded subscription JSON (only the keys present)."""
+    from .notices import SEVERITY_RANK
+
+    columns: dict = {}
+    if "name" in data:
+        columns["name"] = data["name"]
+    if "sectors" in data:
+        columns["sector_mask"] = sectors.mask(data["sectors"])
+    if "kinds" in data:
+        columns["kinds_mask"] = sum(1 << notices.KINDS.index(k) for k in set(data["kinds"]))
+    if "min_severity" in data:
+        columns["min_severity"] = SEVERITY_RANK[data["min_severity"]] if data[
+            "min_severity"] else 0
+    if "max_tlp" in data:
+        columns["max_tlp"] = tiers.RANK[data["max_tlp"]] if data["max_tlp"] else 4
+    for key in ("types", "labels"):
+        if key in data:
+            columns[key] = sorted(set(data[key]))
+    for key in ("webhook_url", "webhook_secret", "paused"):
+        if key in data:
+            columns[key] = data[key]
+    return columns
+
+
+def dump_subscription(row) -> dict:
+    from .notices import SEVERITY_RANK
+
+    severity = {v: k for k, v in SEVERITY_RANK.items()}.get(row.min_severity)
+    return {
+        "id": row.id, "collection_id": row.collection_id, "name": row.name,
+        "sectors": sectors.codes(row.sector_mask), "types": row.types or [],
+        "kinds": [k for i, k in enumerate(notices.KINDS) if row.kinds_mask & (1 << i)],
+        "min_severity": severity if row.min_severity else None,
+        "labels": row.labels or [], "max_tlp": tiers.TLP_LEVELS[row.max_tlp],
+        "webhook_url": row.webhook_url, "has_webhook_secret": bool(row.webhook_secret),
+        "paused": row.paused, "created": timestamps.format_us(row.created_us),
+    }

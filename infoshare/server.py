@@ -24,11 +24,15 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        from distribution import scheduler
+
+        scheduler.start(app.extensions["infoshare"])
+        return app
 
 
 def run(settings: Settings, host: str, port: int, workers: int) -> None:
-    prepare(settings)
+    """Serve until stopped; call prepare() first (the CLI does)."""
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,

@@ -85,6 +85,9 @@ class CollectionSpec:
     write_roles: tuple[str, ...] = ()
     write_min_tier: str | None = None
     default_tlp: str | None = None
+    # kind "subscription": the personal collection of one subscription (not from config)
+    subscription_pk: int | None = None
+    owner_pk: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,4 @@
-"""The JSON API (/api/v1): bulletins, and later principals, subscriptions and feeds."""
+"""The JSON API (/api/v1): bulletins and subscriptions."""
 
+from . import subscriptions  # noqa: F401  (registers its routes on the blueprint)
 from .bulletins import bp  # noqa: F401

@@ -57,7 +57,8 @@ def create_bulletin():
         notice = load_bulletin(_json_body(), _svc().settings.compartments)
     except ValidationError as exc:
         raise ApiError(400, "invalid bulletin", "see fields", fields=exc.messages) from None
-    result = publish.publish_notice(_svc().engine, _svc().signer(), notice, g.principal)
+    result = publish.publish_notice(_svc().engine, _svc().signer(), _svc().settings.tiers,
+                                    notice, g.principal)
     return _published(result, 201 if result.created else 200)
 
 
@@ -122,7 +123,8 @@ def get_bulletin(report_id: str):
 def revoke_bulletin(report_id: str):
     _require_publisher()
     try:
-        result = publish.revoke_notice(_svc().engine, _svc().signer(), g.principal, report_id,
+        result = publish.revoke_notice(_svc().engine, _svc().signer(), _svc().settings.tiers,
+                                       g.principal, report_id,
                                        _svc().settings.compartments)
     except publish.UnknownNotice:
         raise ApiError(404, "not found", f"no bulletin {report_id!r}") from None

@@ -19,12 +19,17 @@ _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", 
                            allow_nan=False).encode
 
 
+_SAFE_INT = 2**53 - 1  # I-JSON: larger integers are not exact in every reader
+
+
 def _plain(value: object) -> bool:
-    """No floats anywhere and only ASCII keys."""
+    """No floats anywhere, only ASCII keys, and integers every JSON reader holds exactly."""
     if isinstance(value, dict):
         return all(k.isascii() and _plain(v) for k, v in value.items())
     if isinstance(value, list):
         return all(_plain(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -_SAFE_INT <= value <= _SAFE_INT
     return not isinstance(value, float)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import sectors, tiers
+from .. import sectors, tiers, timestamps
 from ..notices import IndicatorSpec, LocationSpec, Notice
 from . import definitions, markings, patterns
 from .ids import stix_id
@@ -35,7 +35,8 @@ def notice_key(notice: Notice) -> tuple[str, str]:
 
 
 def report_id(notice: Notice) -> str:
-    return stix_id("report", *notice_key(notice))
+    """The id _Builder.make gives the report (role "report", key "report")."""
+    return stix_id("report", *notice_key(notice), "report", "report")
 
 
 class _Builder:
@@ -46,10 +47,13 @@ class _Builder:
         refs += [markings.compartment_marking_id(c) for c in notice.compartments]
         self.marking_refs = refs
         self.objects: list[dict] = []
+        self.made: dict[str, dict] = {}
         self.first_published = stamp.created_of(report_id(notice))
 
     def make(self, object_type: str, role: str, key: str, **properties) -> dict:
         object_id = stix_id(object_type, *self.key, role, key)
+        if object_id in self.made:  # the same thing listed twice is one object
+            return self.made[object_id]
         obj = {
             "type": object_type, "spec_version": "2.1", "id": object_id,
             "created": self.stamp.created_of(object_id), "modified": self.stamp.now,
@@ -60,6 +64,7 @@ class _Builder:
         if self.notice.revoked:
             obj["revoked"] = True
         self.objects.append(obj)
+        self.made[object_id] = obj
         return obj
 
     def relate(self, source: dict, relationship: str, target: dict | str) -> None:
@@ -147,10 +152,19 @@ def _indicator(b: _Builder, spec: IndicatorSpec) -> dict:
         name=spec.value if spec.type != "stix" else f"Pattern from {notice.title}",
         description=spec.description or f"Indicator from: {notice.title}",
         pattern=patterns.pattern(spec.type, spec.value), pattern_type="stix",
-        valid_from=notice.valid_from or b.first_published,
+        valid_from=notice.valid_from or _default_valid_from(b.first_published,
+                                                            notice.valid_until),
         valid_until=notice.valid_until,
         indicator_types=["malicious-activity"] if notice.kind == "cyber" else ["unknown"],
     )
+
+
+def _default_valid_from(first_published: str, valid_until: str | None) -> str:
+    """First publication, unless the notice already expired by then: STIX needs
+    valid_until after valid_from, so the indicator is then valid for its last second."""
+    if valid_until and timestamps.parse_us(valid_until) <= timestamps.parse_us(first_published):
+        return timestamps.format_stix(timestamps.parse_us(valid_until) - 1_000_000)
+    return first_published
 
 
 def _location(b: _Builder, spec: LocationSpec) -> dict:

@@ -19,7 +19,12 @@ def _initial(conn: Connection) -> None:
         conn.execute(store_clock.insert().values(id=1, last_us=0))
 
 
-MIGRATIONS = (_initial,)
+def _add_missing_tables(conn: Connection) -> None:
+    """Tables added after the first schema (notices, subscriptions, deliveries, audit)."""
+    metadata.create_all(conn, checkfirst=True)
+
+
+MIGRATIONS = (_initial, _add_missing_tables)
 
 
 def current_version(engine: Engine) -> int:

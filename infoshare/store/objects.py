@@ -16,7 +16,13 @@ from sqlalchemy.engine import Connection, Row
 from .. import access, sectors, timestamps
 from ..settings import CollectionSpec
 from .engine import is_sqlite
-from .schema import object_compartments, object_recipients, objects, store_clock
+from .schema import (
+    object_compartments,
+    object_recipients,
+    objects,
+    store_clock,
+    subscription_objects,
+)
 
 _CHUNK = 500
 
@@ -171,10 +177,13 @@ def delete(conn: Connection, pks: Sequence[int]) -> int:
     """Remove versions by pk and repair the first/last flags of what remains."""
     if not pks:
         return 0
-    ids = [r.id for r in conn.execute(sa.select(objects.c.id).where(objects.c.pk.in_(pks))
-                                      .distinct())]
+    doomed = list(conn.execute(sa.select(objects.c.id, objects.c.date_added)
+                               .where(objects.c.pk.in_(pks))))
+    ids = sorted({r.id for r in doomed})
     for table in (object_compartments, object_recipients):
         conn.execute(table.delete().where(table.c.object_pk.in_(pks)))
+    conn.execute(subscription_objects.delete().where(
+        subscription_objects.c.date_added.in_([r.date_added for r in doomed])))
     count = conn.execute(objects.delete().where(objects.c.pk.in_(pks))).rowcount
     for object_id in ids:
         _refresh_flags(conn, object_id)
@@ -208,6 +217,10 @@ def lens(spec: CollectionSpec) -> sa.ColumnElement[bool]:
         return sa.or_(objects.c.type.in_(spec.types), objects.c.everywhere)
     if spec.kind == "submitted":
         return sa.or_(objects.c.collection_id == spec.id, objects.c.everywhere)
+    if spec.kind == "subscription":
+        routed = sa.select(subscription_objects.c.date_added).where(
+            subscription_objects.c.subscription_pk == spec.subscription_pk)
+        return sa.or_(objects.c.date_added.in_(routed), objects.c.everywhere)
     raise ValueError(f"unknown collection kind {spec.kind!r}")
 
 

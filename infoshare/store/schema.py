@@ -145,3 +145,96 @@ notices = sa.Table(
     sa.UniqueConstraint("source", "source_id", name="uq_notices_source"),
     sa.Index("ix_notices_modified", "modified_us"),
 )
+
+# Subscriptions: a principal's standing filter over what it may see. The filter columns
+# are shaped for matching in SQL (routing.py), never by scanning subscriptions in Python:
+# 0 in a mask means "any", and has_types/has_labels say whether the side tables apply.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("collection_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("principal_pk", sa.BigInteger, sa.ForeignKey("principals.pk"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("sector_mask", sa.Integer, nullable=False, default=0),
+    sa.Column("kinds_mask", sa.Integer, nullable=False, default=0),
+    sa.Column("min_severity", sa.SmallInteger, nullable=False, default=0),
+    sa.Column("max_tlp", sa.SmallInteger, nullable=False, default=4),
+    sa.Column("has_types", sa.Boolean, nullable=False, default=False),
+    sa.Column("has_labels", sa.Boolean, nullable=False, default=False),
+    sa.Column("types", sa.JSON, nullable=False, default=list),
+    sa.Column("labels", sa.JSON, nullable=False, default=list),
+    sa.Column("paused", sa.Boolean, nullable=False, default=False),
+    sa.Column("webhook_url", sa.String(2000)),
+    sa.Column("webhook_secret", sa.String(500)),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Index("ix_subscriptions_principal", "principal_pk"),
+)
+
+subscription_types = sa.Table(
+    "subscription_types",
+    metadata,
+    sa.Column("subscription_pk", sa.BigInteger,
+              sa.ForeignKey("subscriptions.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("type", sa.String(64), primary_key=True),
+)
+
+subscription_labels = sa.Table(
+    "subscription_labels",
+    metadata,
+    sa.Column("subscription_pk", sa.BigInteger,
+              sa.ForeignKey("subscriptions.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("label", sa.String(200), primary_key=True),
+)
+
+# Routing rows: which stored object versions each subscription matched. Keyed by the
+# object's date_added (unique), which is also the keyset of the personal collection.
+subscription_objects = sa.Table(
+    "subscription_objects",
+    metadata,
+    sa.Column("subscription_pk", sa.BigInteger,
+              sa.ForeignKey("subscriptions.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("date_added", sa.BigInteger, primary_key=True),
+)
+
+# Webhook deliveries, queued in the transaction that stored the objects.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("subscription_pk", sa.BigInteger,
+              sa.ForeignKey("subscriptions.pk", ondelete="CASCADE"), nullable=False),
+    sa.Column("date_added", sa.JSON, nullable=False),  # the matched object versions
+    sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | dead
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_us", sa.BigInteger, nullable=False),
+    sa.Column("lease_until_us", sa.BigInteger, nullable=False, default=0),
+    sa.Column("last_error", sa.String(1000)),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("delivered_us", sa.BigInteger),
+    sa.Index("ix_deliveries_due", "state", "next_attempt_us"),
+    sa.Index("ix_deliveries_subscription", "subscription_pk", "created_us"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),  # principal name, or "service"
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_audit_at", "at_us"),
+)
+
+# Leases on scheduled jobs, so each runs in exactly one process across all hosts.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("until_us", sa.BigInteger, nullable=False),
+)

@@ -10,8 +10,10 @@ from flask import Blueprint, Response, current_app, g, request
 
 from .. import access, publish, timestamps
 from ..settings import CollectionSpec
+from ..store import audit
 from ..store import objects as object_store
 from ..store import statuses as status_store
+from ..store import subscriptions as subscription_store
 from ..store.engine import read, write
 from ..store.schema import objects as objects_table
 from . import cursors, params, responses
@@ -48,6 +50,10 @@ def _api_root(api_root: str) -> None:
 def _collection(api_root: str, collection_id: str) -> CollectionSpec:
     _api_root(api_root)
     spec = _svc().settings.collection(collection_id)
+    if spec is None:
+        with read(_svc().engine) as conn:
+            row = subscription_store.by_collection(conn, collection_id)
+        spec = subscription_store.collection_spec(row) if row else None
     if spec is None or not access.can_read(g.principal, spec):
         raise not_found(f"no collection {collection_id!r}")
     return spec
@@ -96,7 +102,10 @@ def status(api_root: str, status_id: str) -> Response:
 @bp.get("/<api_root>/collections/")
 def collections(api_root: str) -> Response:
     _api_root(api_root)
-    listed = [_collection_resource(spec) for spec in _svc().settings.collections
+    with read(_svc().engine) as conn:
+        personal = [subscription_store.collection_spec(row)
+                    for row in subscription_store.of_principal(conn, g.principal.pk)]
+    listed = [_collection_resource(spec) for spec in [*_svc().settings.collections, *personal]
               if access.can_read(g.principal, spec)]
     return responses.taxii_json({"collections": listed} if listed else {})
 
@@ -256,4 +265,6 @@ def delete_object(api_root: str, collection_id: str, object_id: str) -> Response
             raise TaxiiError(403, "Forbidden", "only an admin may delete objects that "
                                                "another principal submitted")
         object_store.delete(conn, [r.pk for r in rows])
+        audit.record(conn, g.principal.name, "delete", object_id, collection=spec.alias,
+                     versions=len(rows))
     return Response(b"", status=200, content_type=TAXII)

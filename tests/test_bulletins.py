@@ -1,0 +1,327 @@
+"""Bulletins end to end: the JSON API, TAXII reads of what it published, and `infoshare
+verify` / `keys rotate` / `publish` run as real subprocesses against a live server.
+
+The server's signing keys are encrypted at rest (INFOSHARE_KEY_PASSPHRASE), so every
+process that signs (the server, `infoshare publish`) must get the passphrase to work.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from .live import LiveServer, cli, service_env
+
+TAXII = "application/taxii+json;version=2.1"
+ALL = "5d4d1a3c-6b0e-4d55-9a44-0c5f2d8e7a01"
+INDICATORS = "0b7f4d6e-2a39-4c1b-8f0e-9d3c7b5a6e02"
+PASSPHRASE = "tests: encrypted keys at rest"
+
+
+def parallel(*calls):
+    """Run calls at once (each `infoshare` subprocess spends ~2 s importing)."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result() for f in [pool.submit(call) for call in calls]]
+
+
+class Service:
+    """The live server, replaced when a test restarts it."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.server = LiveServer(env, workers=2)
+        publisher, reader = parallel(
+            lambda: self.server.add_principal(
+                "publisher", "--org", "Ops", "--tier", "trusted", "--all-sectors",
+                "--compartment", "LES", "--role", "publisher"),
+            lambda: self.server.add_principal(
+                "reader", "--org", "Water Co", "--tier", "partner", "--sector", "water"))
+        self.keys = {"publisher": publisher["api_key"], "reader": reader["api_key"]}
+
+    def restart(self) -> None:
+        self.server.stop()
+        self.server = LiveServer(self.env, workers=2)
+
+    def api(self, method: str, path: str, who: str | None = "publisher", **kwargs):
+        headers = kwargs.pop("headers", {})
+        if who:
+            headers["Authorization"] = f"Bearer {self.keys[who]}"
+        return requests.request(method, f"{self.server.base}/api/v1/{path}", headers=headers,
+                                timeout=30, **kwargs)
+
+    def taxii(self, path: str, who: str = "publisher") -> requests.Response:
+        return requests.get(f"{self.server.api_root}{path}", timeout=30, headers={
+            "Accept": TAXII, "Authorization": f"Bearer {self.keys[who]}"})
+
+    def publish(self, bulletin: dict, who: str = "publisher", expect: int | None = None) -> dict:
+        response = self.api("POST", "bulletins", who, json=bulletin)
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("bulletins")
+    service = Service(service_env(data_dir, INFOSHARE_KEY_PASSPHRASE=PASSPHRASE))
+    yield service
+    service.server.stop()
+
+
+def bulletin(**overrides) -> dict:
+    document = {
+        "title": "Exploitation of remote access at water utilities",
+        "summary": "Operators report intrusions through exposed remote access.",
+        "kind": "cyber", "tlp": "green", "sectors": ["water"], "severity": "Severe",
+        "indicators": [{"value": "192.0.2.10"}, {"value": "evil.example.com"}],
+        "vulnerabilities": ["CVE-2024-12345"], "mitigations": ["Disable exposed RDP"],
+        "threat_actors": ["Example Spider"], "source_id": f"test-{uuid.uuid4()}",
+    }
+    document.update(overrides)
+    return document
+
+
+def listed(svc, who: str) -> set[str]:
+    response = svc.api("GET", "bulletins", who)
+    assert response.status_code == 200, response.text
+    return {b["id"] for b in response.json()["bulletins"]}
+
+
+def verify(svc, *args: str):
+    return cli(svc.env, "verify", *args, check=False)
+
+
+def verdict_lines(result) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def kids_of(lines: list[str]) -> set[str]:
+    return {word.split("=", 1)[1] for line in lines for word in line.split()
+            if word.startswith("kid=")}
+
+
+# --- publishing over the API ----------------------------------------------------------------
+
+def test_publisher_publishes(svc):
+    document = bulletin()
+    response = svc.api("POST", "bulletins", json=document)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["id"].startswith("report--") and body["id"] in body["objects"]
+    assert body["stored"] == len(body["objects"]) > 5 and body["unchanged"] == 0
+    types = {object_id.split("--")[0] for object_id in body["objects"]}
+    assert {"report", "indicator", "vulnerability", "course-of-action", "threat-actor",
+            "relationship"} <= types
+    one = svc.api("GET", f"bulletins/{body['id']}")
+    assert one.status_code == 200
+    assert one.json()["bulletin"]["title"] == document["title"]
+    assert one.json()["objects"] == body["objects"]
+    served = svc.taxii(f"collections/{ALL}/objects/{body['id']}/").json()["objects"][0]
+    assert served["modified"] == body["version"]
+
+
+def test_reader_may_not_publish(svc):
+    response = svc.api("POST", "bulletins", "reader", json=bulletin())
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+
+
+def test_no_credentials(svc):
+    for method, path in (("POST", "bulletins"), ("GET", "bulletins")):
+        response = svc.api(method, path, None, json=bulletin())
+        assert response.status_code == 401
+        assert "Bearer" in response.headers["WWW-Authenticate"]
+    bad = svc.api("GET", "bulletins", None, headers={"Authorization": "Bearer not-a-key"})
+    assert bad.status_code == 401
+
+
+def test_invalid_bulletin_names_fields(svc):
+    document = bulletin(tlp="purple", indicators=[{"value": "192.0.2.1"},
+                                                  {"type": "ipv4-addr", "value": "999.1.1.1"}])
+    del document["title"]
+    response = svc.api("POST", "bulletins", json=document)
+    assert response.status_code == 400
+    fields = response.json()["fields"]
+    assert set(fields) == {"title", "tlp", "indicators"}
+    assert "999.1.1.1" in fields["indicators"]["1"]["value"][0]
+    red = svc.api("POST", "bulletins", json=bulletin(tlp="red"))
+    assert red.status_code == 400 and "recipients" in red.json()["fields"]
+    unknown = svc.api("POST", "bulletins", json=bulletin(compartments=["NOPE"]))
+    assert unknown.status_code == 400 and "compartments" in unknown.json()["fields"]
+
+
+def test_non_json_body(svc):
+    for kwargs in ({"data": "title=x", "headers": {"Content-Type": "text/plain"}},
+                   {"data": "{not json", "headers": {"Content-Type": "application/json"}}):
+        response = svc.api("POST", "bulletins", **kwargs)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid JSON"
+    listing = svc.api("POST", "bulletins", json=[bulletin()])
+    assert listing.status_code == 400 and "_schema" in listing.json()["fields"]
+
+
+# --- who sees what --------------------------------------------------------------------------
+
+def test_listing_follows_access(svc):
+    green = svc.publish(bulletin(title="Green water"), expect=201)["id"]
+    amber = svc.publish(bulletin(title="Amber water", tlp="amber"), expect=201)["id"]
+    energy = svc.publish(bulletin(title="Green energy", sectors=["energy"]), expect=201)["id"]
+    les = svc.publish(bulletin(title="LES water", compartments=["LES"]), expect=201)["id"]
+    assert {green, amber, energy, les} <= listed(svc, "publisher")
+    reader = listed(svc, "reader")
+    assert green in reader
+    assert not {amber, energy, les} & reader
+    assert svc.api("GET", f"bulletins/{green}", "reader").status_code == 200
+    for hidden in (amber, energy, les):
+        assert svc.api("GET", f"bulletins/{hidden}", "reader").status_code == 404
+        assert svc.api("POST", f"bulletins/{hidden}/revoke", "reader").status_code == 403
+    filtered = svc.api("GET", "bulletins?tlp=amber").json()["bulletins"]
+    assert amber in {b["id"] for b in filtered} and all(b["tlp"] == "amber" for b in filtered)
+    assert svc.api("GET", "bulletins?sector=moon").status_code == 400
+    assert svc.api("GET", f"bulletins/report--{uuid.uuid4()}").status_code == 404
+
+
+# --- updates and revocation -----------------------------------------------------------------
+
+def test_republish_updates_the_same_report(svc):
+    document = bulletin(valid_from="2025-01-01T00:00:00Z")
+    first = svc.publish(document, expect=201)
+    second = svc.publish(document | {"summary": "Updated: patch now."}, expect=200)
+    assert second["id"] == first["id"] and second["objects"] == first["objects"]
+    assert second["version"] > first["version"]
+    assert second["stored"] >= 1
+    versions = svc.taxii(f"collections/{ALL}/objects/{first['id']}/versions/")
+    assert versions.status_code == 200
+    assert versions.json()["versions"] == [first["version"], second["version"]]
+    latest = svc.taxii(f"collections/{ALL}/objects/{first['id']}/").json()["objects"][0]
+    assert latest["description"] == "Updated: patch now."
+    assert latest["created"] == first["version"]
+    summary = svc.api("GET", f"bulletins/{first['id']}").json()
+    assert summary["version"] == second["version"]
+    assert summary["bulletin"]["summary"] == "Updated: patch now."
+
+
+def test_identical_republish_stores_nothing(svc):
+    document = bulletin(valid_from="2025-01-01T00:00:00Z")
+    first = svc.publish(document, expect=201)
+    again = svc.publish(document, expect=200)
+    assert again["id"] == first["id"]
+    assert (again["stored"], again["unchanged"]) == (0, len(first["objects"]))
+    assert again["version"] == first["version"]
+    versions = svc.taxii(f"collections/{ALL}/objects/{first['id']}/versions/").json()
+    assert versions["versions"] == [first["version"]]
+
+
+def test_revoke(svc):
+    published = svc.publish(bulletin(), expect=201)
+    response = svc.api("POST", f"bulletins/{published['id']}/revoke")
+    assert response.status_code == 200, response.text
+    revoked = response.json()
+    assert revoked["id"] == published["id"] and revoked["version"] > published["version"]
+    latest = svc.taxii(f"collections/{ALL}/objects/{published['id']}/").json()["objects"][0]
+    assert latest["revoked"] is True and latest["modified"] == revoked["version"]
+    indicator_id = next(i for i in published["objects"] if i.startswith("indicator--"))
+    indicator = svc.taxii(f"collections/{ALL}/objects/{indicator_id}/").json()["objects"][0]
+    assert indicator["revoked"] is True
+    row = next(b for b in svc.api("GET", "bulletins").json()["bulletins"]
+               if b["id"] == published["id"])
+    assert row["revoked"] is True
+    missing = svc.api("POST", f"bulletins/report--{uuid.uuid4()}/revoke")
+    assert missing.status_code == 404
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+def test_verify_collection_over_taxii(svc):
+    svc.publish(bulletin(title="Signed"), expect=201)
+    result, as_reader = parallel(
+        lambda: verify(svc, f"{svc.server.api_root}collections/{ALL}/objects/",
+                       "--api-key", svc.keys["publisher"]),
+        lambda: verify(svc, f"{svc.server.api_root}collections/{INDICATORS}/objects/",
+                       "--api-key", svc.keys["reader"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = verdict_lines(result)
+    assert len(lines) > 30 and all(line.startswith("OK") for line in lines), result.stdout
+    assert sum(" verified " in line for line in lines) >= 27
+    assert sum(" standard " in line for line in lines) == 5  # the OASIS TLP definitions
+    assert " 0 failed" in result.stderr
+    jwks = requests.get(f"{svc.server.base}/.well-known/jwks.json", timeout=10).json()
+    active = [k["kid"] for k in jwks["keys"] if k["status"] == "active"]
+    assert kids_of(lines) == set(active) and len(active) == 1
+    assert all("d" not in k for k in jwks["keys"])  # public halves only
+    assert as_reader.returncode == 0, as_reader.stdout + as_reader.stderr
+    assert any("indicator--" in line for line in verdict_lines(as_reader))
+
+
+def test_tampered_envelope_fails(svc, tmp_path):
+    svc.publish(bulletin(title="To tamper"), expect=201)
+    envelope = svc.taxii(f"collections/{INDICATORS}/objects/").json()
+    target = next(o for o in envelope["objects"] if o["type"] == "indicator")
+    target["pattern"] = "[ipv4-addr:value = '198.51.100.66']"
+    envelope_file = tmp_path / "envelope.json"
+    envelope_file.write_text(json.dumps(envelope))
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(requests.get(f"{svc.server.base}/.well-known/jwks.json",
+                                      timeout=10).text)
+    untouched_file = tmp_path / "untouched.json"
+    untouched_file.write_text(svc.taxii(f"collections/{INDICATORS}/objects/").text)
+    result, untouched = parallel(
+        lambda: verify(svc, str(envelope_file), "--jwks", str(jwks_file)),
+        lambda: verify(svc, str(untouched_file), "--jwks", str(jwks_file)))
+    assert untouched.returncode == 0, untouched.stdout
+    assert result.returncode == 1
+    failed = [line for line in verdict_lines(result) if line.startswith("FAIL")]
+    assert len(failed) == 1 and target["id"] in failed[0] and " bad " in failed[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_publish(svc, tmp_path):
+    document = bulletin(title="From the command line", tlp="clear")
+    path = tmp_path / "bulletin.json"
+    path.write_text(json.dumps(document))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(bulletin(tlp="purple")))
+    result, failed = parallel(lambda: cli(svc.env, "publish", str(path), check=False),
+                              lambda: cli(svc.env, "publish", str(bad), check=False))
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["id"].startswith("report--") and printed["stored"] == printed["objects"]
+    one = svc.api("GET", f"bulletins/{printed['id']}", "reader")
+    assert one.status_code == 200 and one.json()["title"] == "From the command line"
+    served = svc.taxii(f"collections/{ALL}/objects/{printed['id']}/", "reader")
+    assert served.json()["objects"][0]["name"] == "From the command line"
+    assert failed.returncode != 0 and "tlp" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_cli_publish_without_passphrase_fails_cleanly(svc, tmp_path):
+    path = tmp_path / "bulletin.json"
+    path.write_text(json.dumps(bulletin()))
+    no_passphrase = {k: v for k, v in svc.env.items() if k != "INFOSHARE_KEY_PASSPHRASE"}
+    refused = cli(no_passphrase, "publish", str(path), check=False)
+    assert refused.returncode != 0
+    assert "passphrase" in refused.stderr.lower()
+    assert "Traceback" not in refused.stderr
+
+
+def test_rotation_keeps_old_objects_verifiable(svc):
+    """Last: rotates the key and restarts the server."""
+    before = requests.get(f"{svc.server.base}/.well-known/jwks.json", timeout=10).json()
+    rotated = json.loads(cli(svc.env, "keys", "rotate").stdout)
+    assert rotated["retired"] == before["keys"][0]["kid"] != rotated["active"]
+    svc.restart()
+    published = svc.publish(bulletin(title="After rotation"), expect=201)
+    url = f"{svc.server.api_root}collections/{ALL}/objects/"
+    result = verify(svc, url, "--api-key", svc.keys["publisher"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = verdict_lines(result)
+    assert all(line.startswith("OK") for line in lines), result.stdout
+    assert kids_of(lines) == {rotated["retired"], rotated["active"]}
+    report_line = next(line for line in lines if published["id"] in line)
+    assert f"kid={rotated['active']}" in report_line
+    jwks = requests.get(f"{svc.server.base}/.well-known/jwks.json", timeout=10).json()
+    assert {k["kid"]: k["status"] for k in jwks["keys"]} == {
+        rotated["retired"]: "retired", rotated["active"]: "active"}
