@@ -1,0 +1,157 @@
+"""Benchmark routing: matching newly published objects against many subscriptions.
+
+For 100, 1,000 and 10,000 subscriptions with varied filters, publishes notices through the
+real write path and times routing.route alone (the SQL match plus the routing rows and the
+delivery queue). Prints JSON: routing rows (matches) per second and routing time per
+object and per notice, with the medians over the notices. `sql_match_ms_p50` is the SQL
+match alone, the part that grows with the number of subscriptions (one scan per notice in
+the database); the rest grows with the matches written, which is the output itself.
+
+    python bench/route.py [--subscriptions 100,1000,10000] [--notices 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from distribution import routing
+from infoshare import notices, publish, sectors
+from infoshare.schemas import load_bulletin, subscription_columns
+from infoshare.settings import load_settings
+from infoshare.signing.keys import KeyRing
+from infoshare.store import migrate
+from infoshare.store import principals as principal_store
+from infoshare.store import subscriptions as subscription_store
+from infoshare.store.engine import connect_engine, write
+
+TIERS = ("public", "partner", "member", "trusted")
+
+
+def make_principals(engine, settings, count: int = 20) -> list[int]:
+    pks = []
+    with write(engine) as conn:
+        for i in range(count):
+            codes = random.sample(sectors.CODES, 3)
+            principal_store.add(conn, settings.tiers, name=f"p{i}", org=f"org{i % 5}",
+                                tier=TIERS[i % 4], sector_codes=codes, log2_n=10)
+            pks.append(principal_store.by_name(conn, f"p{i}").pk)
+    return pks
+
+
+def random_filter(i: int) -> dict:
+    document: dict = {"name": f"s{i}"}
+    if random.random() < 0.7:
+        document["sectors"] = random.sample(sectors.CODES, random.randint(1, 3))
+    if random.random() < 0.3:
+        document["types"] = random.sample(["indicator", "report", "vulnerability"], 1)
+    if random.random() < 0.3:
+        document["kinds"] = random.sample(notices.KINDS, 2)
+    if random.random() < 0.3:
+        document["min_severity"] = random.choice(["Moderate", "Severe", "Extreme"])
+    if random.random() < 0.2:
+        document["labels"] = random.sample(["ransomware", "flood", "phishing", "ics"], 1)
+    if random.random() < 0.2:
+        document["webhook_url"] = "https://hooks.example.com/x"
+        document["webhook_secret"] = "s" * 20
+    return subscription_columns(document)
+
+
+def add_subscriptions(engine, owners: list[int], count: int) -> None:
+    with write(engine) as conn:
+        for i in range(count):
+            subscription_store.create(conn, random.choice(owners), random_filter(i))
+
+
+def notice_document(i: int) -> dict:
+    return {"title": f"n{i}", "kind": random.choice(notices.KINDS), "tlp": "green",
+            "sectors": random.sample(sectors.CODES, 2),
+            "severity": random.choice(["Minor", "Moderate", "Severe", "Extreme"]),
+            "labels": random.sample(["ransomware", "flood", "phishing", "ics"], 1),
+            "indicators": [{"value": f"192.0.2.{n}"} for n in range(20)]}
+
+
+class TimedRoute:
+    """Wraps routing.route to time it inside the real publish transaction."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, int, int]] = []  # seconds, objects, rows
+        self.match_seconds: list[float] = []  # the SQL match alone
+        self.matched: list[int] = []  # subscriptions matched per notice
+        self.original = routing.route
+
+    def __call__(self, conn, groups, tier_map):
+        groups = list(groups)
+        for group in groups:
+            start = time.perf_counter()
+            self.matched.append(len(conn.execute(routing._matching_query(group)).all()))
+            self.match_seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        rows = self.original(conn, groups, tier_map)
+        elapsed = time.perf_counter() - start
+        self.samples.append((elapsed, sum(len(g.objects) for g in groups), rows))
+        return rows
+
+
+def run_size(size: int, notice_count: int, database_url: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="infoshare-route-") as tmp:
+        os.environ["INFOSHARE_DATA_DIR"] = tmp
+        os.environ["INFOSHARE_DATABASE_URL"] = database_url
+        settings = load_settings()
+        engine = connect_engine(settings.database_url)
+        migrate.upgrade(engine)
+        signer = KeyRing(Path(tmp)).signer()
+        owners = make_principals(engine, settings)
+        add_subscriptions(engine, owners, size)
+        timer = TimedRoute()
+        routing.route = timer
+        try:
+            for i in range(notice_count):
+                notice = load_bulletin(notice_document(i), [])
+                publish.publish_notice(engine, signer, settings.tiers, notice)
+        finally:
+            routing.route = timer.original
+            engine.dispose()
+    seconds = [s for s, _, _ in timer.samples]
+    objects = sum(o for _, o, _ in timer.samples)
+    rows = sum(r for _, _, r in timer.samples)
+    return {"subscriptions": size, "notices": notice_count, "objects": objects,
+            "matches": rows, "matches_per_s": round(rows / sum(seconds), 1),
+            "subscriptions_matched_per_notice_p50": statistics.median(timer.matched),
+            "sql_match_ms_p50": round(statistics.median(timer.match_seconds) * 1000, 3),
+            "route_ms_per_notice_p50": round(statistics.median(seconds) * 1000, 3),
+            "route_us_per_object_p50": round(
+                statistics.median(s / o * 1e6 for s, o, _ in timer.samples if o), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subscriptions", default="100,1000,10000")
+    parser.add_argument("--notices", type=int, default=40)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    random.seed(args.seed)
+    results = []
+    for size in (int(s) for s in args.subscriptions.split(",")):
+        print(f"routing against {size} subscriptions...", file=sys.stderr)
+        results.append(run_size(size, args.notices, args.database_url))
+    first, last = results[0], results[-1]
+    print(json.dumps({
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "engine": "postgresql" if args.database_url.startswith("postgresql") else "sqlite",
+        "results": results,
+        "per_object_cost_ratio_largest_over_smallest": round(
+            last["route_us_per_object_p50"] / first["route_us_per_object_p50"], 2),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
