@@ -12,6 +12,8 @@ from flask import Flask, Response, request
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
+from feeds import registry as feed_registry
+
 from .api import bp as api_bp
 from .api.errors import ApiError
 from .api.errors import render as render_api
@@ -60,6 +62,7 @@ def load_secret(settings: Settings) -> bytes:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
+    feed_registry.validate(settings)
     app = Flask(__name__)
     engine = connect_engine(settings.database_url)
     secret = load_secret(settings)

@@ -427,3 +427,49 @@ def audit_command(limit, action) -> None:
     with read(_ready().engine) as conn:
         for row in audit.recent(conn, limit, action):
             click.echo(json.dumps(audit.describe(row)))
+
+
+@main.group()
+def feeds() -> None:
+    """Configured feeds ([[feeds]] in the config file)."""
+
+
+@feeds.command("list")
+@with_appcontext
+def feeds_list() -> None:
+    """The configured feeds as JSON lines."""
+    for spec in _ready().settings.feeds:
+        click.echo(json.dumps({"name": spec.name, "kind": spec.kind, "url": spec.url,
+                               "schedule": spec.cron or spec.interval_seconds,
+                               "sectors": list(spec.sectors) or "all", "tlp": spec.tlp,
+                               "enabled": spec.enabled}))
+
+
+@feeds.command("run")
+@click.argument("name")
+@with_appcontext
+def feeds_run(name) -> None:
+    """Run one feed now, in this process; prints its counts as JSON."""
+    from feeds.runner import FeedBusy, run_feed, status
+
+    svc = _ready()
+    spec = next((f for f in svc.settings.feeds if f.name == name), None)
+    if spec is None:
+        raise click.ClickException(f"no feed named {name!r}; see `infoshare feeds list`")
+    _signer(svc)
+    try:
+        counts = run_feed(svc, spec)
+    except FeedBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    state = next(s for s in status(svc) if s["name"] == name)
+    click.echo(json.dumps({"feed": name, **counts, "error": state["last_error"]}))
+
+
+@feeds.command("status")
+@with_appcontext
+def feeds_status() -> None:
+    """Each feed's last run, last success, counts and errors, as JSON lines."""
+    from feeds.runner import status
+
+    for entry in status(_ready()):
+        click.echo(json.dumps(entry))

@@ -43,6 +43,7 @@ class Outcome:
     stored: bool  # False: rejected (see message) or a duplicate (see duplicate)
     message: str = ""
     duplicate: bool = False
+    new_version: bool = False  # stored, and an earlier version of the id existed
 
     @property
     def ok(self) -> bool:
@@ -50,10 +51,11 @@ class Outcome:
 
 
 def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principal | None,
-                         compartment_names: Sequence[str]) -> access.Audience:
+                         compartment_names: Sequence[str],
+                         sector_codes: Sequence[str] = ()) -> access.Audience:
     """Who a received object is for: its own markings, else the collection default.
 
-    Sectors follow the submitter (a feed's principal-less objects go to all sectors).
+    Sectors follow the submitter, or for a feed its configured sectors (none: all).
     TLP:AMBER+STRICT names the submitter's organisation and TLP:RED the submitter, since
     STIX has no standard way to name recipients; TLP 2.0 forbids sharing them wider.
     """
@@ -61,7 +63,7 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
         return access.OPEN
     tlp = tiers.tlp_of_markings(markings.marking_refs(obj)) or default_tlp
     if submitter is None:
-        all_sectors, mask = True, 0
+        all_sectors, mask = not sector_codes, sectors.mask(sector_codes)
     else:
         all_sectors, mask = submitter.all_sectors, submitter.sector_mask
     orgs = frozenset({submitter.org}) if submitter and tlp == "amber+strict" else frozenset()
@@ -75,7 +77,7 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
 
 def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
            submitter: access.Principal | None, received: Sequence[object],
-           actor: str | None = None) -> list[Outcome]:
+           actor: str | None = None, sector_codes: Sequence[str] = ()) -> list[Outcome]:
     """Validate and store third-party objects; one Outcome per received object, in order."""
     default_tlp = collection.default_tlp or settings.taxii.default_tlp
     compartments = tuple(settings.compartments)
@@ -94,12 +96,14 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
             id=checked.id, type=checked.type, spec_version=checked.spec_version,
             version=checked.version, version_us=checked.version_us,
             raw=json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(),
-            audience=third_party_audience(obj, default_tlp, submitter, compartments),
+            audience=third_party_audience(obj, default_tlp, submitter, compartments,
+                                           sector_codes),
             submitted_by=submitter.pk if submitter else None,
             collection_id=collection.id if collection.kind == "submitted" else None,
         ))
     if batch:
         with write(engine) as conn:
+            existing = object_store.existing_ids(conn, [item.id for item in batch])
             added = object_store.insert(conn, batch)
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
                           settings.tiers)
@@ -110,7 +114,8 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
             version = item.version or (timestamps.format_us(date_added) if date_added else "")
             outcomes[index] = Outcome(
                 item.id, version, stored=date_added is not None,
-                duplicate=date_added is None,
+                duplicate=date_added is None, new_version=bool(date_added)
+                and item.id in existing,
                 message="" if date_added else "this version was stored already")
     return [o for o in outcomes if o is not None]
 

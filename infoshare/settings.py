@@ -90,6 +90,26 @@ class CollectionSpec:
     owner_pk: int | None = None
 
 
+FEED_KINDS = ("cap", "nws", "kev", "taxii", "stix", "csv", "rss")
+FEED_KEYS = frozenset({"name", "kind", "url", "interval", "sectors", "tlp", "enabled"})
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """One `[[feeds]]` table. `options` holds the kind-specific keys, checked by the
+    adapter when the feeds are loaded (feeds/registry.py)."""
+
+    name: str
+    kind: str
+    url: str
+    interval_seconds: int | None  # one of interval_seconds and cron is set
+    cron: str | None
+    sectors: tuple[str, ...]  # empty: all sectors
+    tlp: str
+    enabled: bool
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -103,7 +123,7 @@ class Settings:
     compartments: Mapping[str, str]
     webhooks: WebhookSettings
     collections: tuple[CollectionSpec, ...]
-    feeds: tuple[Mapping[str, Any], ...] = field(default=())
+    feeds: tuple[FeedSpec, ...] = field(default=())
 
     def collection(self, key: str) -> CollectionSpec | None:
         """A collection by id or alias."""
@@ -282,7 +302,7 @@ def _build(raw: dict[str, Any], sources: Mapping[str, str]) -> Settings:
         compartments=_compartments(top.table("compartments")),
         webhooks=_webhooks(top.table("webhooks")),
         collections=_collections(raw, sources, taxii, tier_map),
-        feeds=tuple(raw.get("feeds", ())),
+        feeds=_feeds(raw, sources),
     )
 
 
@@ -409,4 +429,45 @@ def _sector_collection(code: str) -> CollectionSpec:
         description=f"Notices for the {sector.title} sector and for all sectors.",
         kind="sector",
         sector=code,
+    )
+
+
+def _feeds(raw, sources) -> tuple[FeedSpec, ...]:
+    entries = raw.get("feeds", [])
+    if not isinstance(entries, list):
+        raise ConfigError("feeds", "expected an array of tables ([[feeds]])")
+    specs = tuple(_feed(_Reader(e, sources, f"feeds[{i}].")) for i, e in enumerate(entries))
+    names = [spec.name for spec in specs]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError("feeds", f"two feeds are named {name!r}")
+    return specs
+
+
+def _feed(r: _Reader) -> FeedSpec:
+    name = r.str("name", nonempty=True)
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise r.fail("name", "use letters, digits, '-' and '_'")
+    interval = r.raw.get("interval", 3600)
+    seconds, cron = None, None
+    if isinstance(interval, int) and not isinstance(interval, bool):
+        seconds = r.int("interval", 10)
+    elif isinstance(interval, str) and len(interval.split()) == 5:
+        cron = interval
+    else:
+        raise r.fail("interval", "seconds (an integer >= 10) or a 5-field cron expression")
+    sector_value = r.raw.get("sectors", "all")
+    if sector_value == "all":
+        codes: tuple[str, ...] = ()
+    else:
+        codes = r.strings("sectors")
+        unknown = [c for c in codes if c not in sectors.CODES]
+        if unknown or not codes:
+            raise r.fail("sectors", f"unknown sector(s) {unknown}; give codes or \"all\"")
+    return FeedSpec(
+        name=name, kind=r.choice("kind", FEED_KINDS), url=r.str("url", nonempty=True),
+        interval_seconds=seconds, cron=cron, sectors=codes,
+        tlp=r.choice("tlp", tiers.TLP_LEVELS, "clear"),
+        enabled=r.get("enabled", bool, True),
+        options={k: v for k, v in r.raw.items() if k not in FEED_KEYS},
     )

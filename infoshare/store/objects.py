@@ -108,6 +108,10 @@ def _stamp_versionless(item: NewObject, date_added: int, known) -> NewObject:
     return replace(item, version_us=date_added, version=timestamps.format_us(date_added))
 
 
+def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    return {i for i, versions in _known_versions(conn, set(ids)).items() if versions}
+
+
 def _known_versions(conn: Connection, ids: set[str]) -> dict[str, set[int]]:
     known: dict[str, set[int]] = {}
     id_list = sorted(ids)

@@ -238,3 +238,19 @@ leases = sa.Table(
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("until_us", sa.BigInteger, nullable=False),
 )
+
+# One row per configured feed: HTTP validators and the adapter's cursor (so a restart
+# resumes where it stopped), and what the last run did.
+feed_state = sa.Table(
+    "feed_state",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("etag", sa.String(500)),
+    sa.Column("last_modified", sa.String(100)),
+    sa.Column("cursor", sa.JSON, nullable=False, default=dict),
+    sa.Column("last_run_us", sa.BigInteger),
+    sa.Column("last_success_us", sa.BigInteger),
+    sa.Column("counts", sa.JSON, nullable=False, default=dict),
+    sa.Column("last_error", sa.String(2000)),
+    sa.Column("errors", sa.JSON, nullable=False, default=list),  # offending items, last run
+)

@@ -1,0 +1,54 @@
+"""What every adapter shares: the items it yields and the errors it reports.
+
+An adapter turns one fetched source into items: Notices (converted and signed by the
+service) or third-party STIX objects (validated and stored as received). A bad entry
+becomes an ItemError that names it; the good entries of the same fetch still go through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from infoshare.notices import Notice
+from infoshare.settings import FeedSpec
+
+
+class FeedError(Exception):
+    """The whole fetch failed (unreachable, oversize, wrong type, unparseable)."""
+
+
+@dataclass(frozen=True)
+class ItemError:
+    item: str  # which entry: an id, a line number, an index
+    message: str
+
+
+@dataclass(frozen=True)
+class StixObjects:
+    objects: list[dict]
+
+
+Item = Notice | StixObjects
+
+
+@dataclass
+class Fetched:
+    """One run's output. `cursor` is saved only after the items are stored."""
+
+    items: list[Item] = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
+    fetched: int = 0  # entries seen in the source, good and bad
+    cursor: Mapping[str, Any] | None = None  # None: keep the old cursor
+    not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class Context:
+    spec: FeedSpec
+    cursor: Mapping[str, Any]
+    get: Callable[..., Any]  # feeds.http.Fetcher.get, bound to this feed's limits
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.spec.options.get(key, default)

@@ -1,0 +1,171 @@
+"""Running one feed: fetch, turn into items, publish each through the one write path, and
+record what happened. Nothing a source sends can crash the caller: every failure ends up
+in the feed's status with the offending item, and each item is its own transaction, so a
+bad one never leaves half a notice and never costs the good ones of the same fetch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import replace
+
+from infoshare import publish, timestamps
+from infoshare.notices import Notice
+from infoshare.settings import CollectionSpec, FeedSpec
+from infoshare.store import feeds as feed_store
+from infoshare.store import leases
+from infoshare.store.engine import read, write
+
+from . import registry
+from .base import Context, FeedError, Fetched, ItemError, StixObjects
+from .http import Fetcher
+
+log = logging.getLogger(__name__)
+MAX_RECORDED_ERRORS = 50
+
+
+class FeedBusy(RuntimeError):
+    pass
+
+
+def holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fetcher_for(spec: FeedSpec) -> Fetcher:
+    options = spec.options
+    kwargs = {key: options[key] for key in ("max_bytes", "retries", "user_agent")
+              if key in options}
+    if "timeout_seconds" in options:
+        kwargs["timeout"] = float(options["timeout_seconds"])
+    return Fetcher(**kwargs)
+
+
+def run_feed(services, spec: FeedSpec) -> dict:
+    """Run a feed once; returns its counts. Raises FeedBusy if it is running elsewhere."""
+    lease = f"feed:{spec.name}"
+    if not leases.acquire(services.engine, lease, holder(), 900):
+        raise FeedBusy(f"feed {spec.name} is running in another process")
+    try:
+        return _run(services, spec)
+    finally:
+        leases.release(services.engine, lease, holder())
+
+
+def _run(services, spec: FeedSpec) -> dict:
+    engine = services.engine
+    with read(engine) as conn:
+        state = feed_store.get(conn, spec.name)
+    validators: dict = {}
+    context = Context(spec, dict(state.cursor) if state else {},
+                      _conditional_get(fetcher_for(spec), state, validators))
+    counts = {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    started = timestamps.now_us()
+    try:
+        fetched = registry.adapter(spec.kind).collect(context)
+    except FeedError as exc:
+        _record(engine, spec, started, counts, str(exc), [], None, {}, success=False)
+        return counts
+    except Exception as exc:  # an adapter bug must not stop the scheduler
+        log.exception("feed %s failed", spec.name)
+        _record(engine, spec, started, counts, f"internal error: {exc}", [], None, {}, False)
+        return counts
+    errors = list(fetched.errors)
+    counts["fetched"] = fetched.fetched
+    counts["rejected"] = len(fetched.errors)
+    for item in fetched.items:
+        _publish_item(services, spec, item, counts, errors)
+    summary = f"{len(errors)} item(s) rejected" if errors else None
+    _record(engine, spec, started, counts, summary, errors, fetched.cursor, validators, True)
+    return counts
+
+
+def _conditional_get(fetcher: Fetcher, state, validators: dict):
+    """ctx.get: with conditional=True, send the stored validators and keep the new ones."""
+    def get(url: str, *, conditional: bool = False, **kwargs):
+        if conditional and state is not None:
+            kwargs.setdefault("etag", state.etag)
+            kwargs.setdefault("last_modified", state.last_modified)
+        response = fetcher.get(url, **kwargs)
+        if conditional and not response.not_modified:
+            validators.update(etag=response.etag, last_modified=response.last_modified)
+        return response
+    return get
+
+
+def _publish_item(services, spec: FeedSpec, item, counts: dict, errors: list) -> None:
+    try:
+        if isinstance(item, Notice):
+            _publish_notice(services, spec, item, counts)
+        elif isinstance(item, StixObjects):
+            _ingest(services, spec, item, counts, errors)
+    except Exception as exc:  # one bad item must not cost the others
+        log.warning("feed %s: item rejected: %s", spec.name, exc)
+        counts["rejected"] += 1
+        label = item.source_id if isinstance(item, Notice) else "objects"
+        errors.append(ItemError(str(label), f"{type(exc).__name__}: {exc}"))
+
+
+def _publish_notice(services, spec: FeedSpec, notice: Notice, counts: dict) -> None:
+    notice = replace(notice, source=f"feed:{spec.name}")
+    result = publish.publish_notice(services.engine, services.signer(), services.settings.tiers,
+                                    notice)
+    key = "created" if result.created else ("updated" if result.stored else "unchanged")
+    counts[key] += 1
+
+
+def feed_collection(spec: FeedSpec) -> CollectionSpec:
+    return CollectionSpec(id=f"feed:{spec.name}", alias=f"feed-{spec.name}",
+                          title=spec.name, description="", kind="feed", default_tlp=spec.tlp)
+
+
+def _ingest(services, spec: FeedSpec, item: StixObjects, counts: dict, errors: list) -> None:
+    outcomes = publish.ingest(services.engine, services.settings, feed_collection(spec), None,
+                              item.objects, actor=f"feed:{spec.name}",
+                              sector_codes=spec.sectors)
+    for outcome in outcomes:
+        if outcome.stored:
+            counts["updated" if outcome.new_version else "created"] += 1
+        elif outcome.duplicate:
+            counts["unchanged"] += 1
+        else:
+            counts["rejected"] += 1
+            errors.append(ItemError(outcome.id, outcome.message))
+
+
+def _record(engine, spec, started, counts, error, errors, cursor, validators, success) -> None:
+    values = {"last_run_us": started, "counts": counts, "last_error": error,
+              "errors": [{"item": e.item, "message": e.message[:500]}
+                         for e in errors[:MAX_RECORDED_ERRORS]]}
+    if success:
+        values["last_success_us"] = timestamps.now_us()
+        values.update({k: v for k, v in validators.items()})
+        if cursor is not None:
+            values["cursor"] = dict(cursor)
+    with write(engine) as conn:
+        feed_store.save(conn, spec.name, **values)
+
+
+def status(services) -> list[dict]:
+    with read(services.engine) as conn:
+        states = feed_store.all_rows(conn)
+    return [describe(spec, states.get(spec.name)) for spec in services.settings.feeds]
+
+
+def describe(spec: FeedSpec, state) -> dict:
+    def when(value):
+        return timestamps.format_us(value) if value else None
+
+    return {
+        "name": spec.name, "kind": spec.kind, "url": spec.url, "enabled": spec.enabled,
+        "schedule": spec.cron or f"every {spec.interval_seconds} s",
+        "last_run": when(state.last_run_us) if state else None,
+        "last_success": when(state.last_success_us) if state else None,
+        "counts": dict(state.counts) if state else {},
+        "last_error": state.last_error if state else None,
+        "errors": list(state.errors) if state else [],
+    }
+
+
+__all__ = ["run_feed", "status", "FeedBusy", "Fetched"]
