@@ -22,6 +22,7 @@ from .settings import Settings, load_settings
 from .signing.keys import KeyRing, Signer
 from .store.engine import connect_engine
 from .taxii import bp as taxii_bp
+from .web import bp as console_bp
 from .taxii.errors import TaxiiError, render
 
 
@@ -70,6 +71,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=secret,
         MAX_CONTENT_LENGTH=settings.taxii.max_content_length,
         JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="infoshare_session",
+        # Secure when the public URL is https; plain http is for localhost only.
+        SESSION_COOKIE_SECURE=settings.server.base_url.startswith("https://"),
     )
     app.extensions["infoshare"] = Services(
         settings=settings, engine=engine, secret=secret,
@@ -78,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.register_blueprint(taxii_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(console_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/.well-known/jwks.json", "jwks", _jwks)
     app.register_error_handler(HTTPException, _http_error)

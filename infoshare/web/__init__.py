@@ -1,0 +1,3 @@
+"""The analyst console under /console: server-rendered pages, a little plain JavaScript."""
+
+from .views import bp  # noqa: F401
