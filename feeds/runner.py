@@ -13,6 +13,7 @@ from dataclasses import replace
 from infoshare import publish, timestamps
 from infoshare.notices import Notice
 from infoshare.settings import CollectionSpec, FeedSpec
+from infoshare.stix import convert
 from infoshare.store import feeds as feed_store
 from infoshare.store import leases
 from infoshare.store.engine import read, write
@@ -109,8 +110,17 @@ def _publish_item(services, spec: FeedSpec, item, counts: dict, errors: list) ->
 
 def _publish_notice(services, spec: FeedSpec, notice: Notice, counts: dict) -> None:
     notice = replace(notice, source=f"feed:{spec.name}")
-    result = publish.publish_notice(services.engine, services.signer(), services.settings.tiers,
-                                    notice)
+    result = None
+    if notice.revoked:  # a cancel revokes everything the original published, not just
+        try:            # what the cancel message happens to repeat
+            result = publish.revoke_notice(
+                services.engine, services.signer(), services.settings.tiers, None,
+                convert.report_id(notice), services.settings.compartments)
+        except publish.UnknownNotice:
+            pass
+    if result is None:
+        result = publish.publish_notice(services.engine, services.signer(),
+                                        services.settings.tiers, notice)
     key = "created" if result.created else ("updated" if result.stored else "unchanged")
     counts[key] += 1
 

@@ -451,7 +451,9 @@ def _feed(r: _Reader) -> FeedSpec:
     interval = r.raw.get("interval", 3600)
     seconds, cron = None, None
     if isinstance(interval, int) and not isinstance(interval, bool):
-        seconds = r.int("interval", 10)
+        if interval < 10:
+            raise r.fail("interval", f"must be >= 10 seconds, got {interval}")
+        seconds = interval
     elif isinstance(interval, str) and len(interval.split()) == 5:
         cron = interval
     else:

@@ -39,6 +39,7 @@ class LiveServer:
         self.base = f"http://127.0.0.1:{self.port}"
         self.taxii = f"{self.base}/taxii2/"
         self.api_root = f"{self.base}/taxii2/infoshare/"
+        Path(env["INFOSHARE_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
         self.log = open(Path(env["INFOSHARE_DATA_DIR"]) / "server.log", "w")
         self.process = subprocess.Popen(
             [str(BIN / "infoshare"), "serve", "--host", "127.0.0.1", "--port",
@@ -52,9 +53,9 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.read_log()}")
             try:
-                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.base + "/healthz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy starting
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.read_log()}")

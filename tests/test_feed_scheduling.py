@@ -1,0 +1,68 @@
+"""Feeds run on their schedule in exactly one process, however many workers serve."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from .live import LiveServer, cli, service_env
+
+CSV = "value,type,description\n192.0.2.77,ipv4-addr,scheduled\nevil.example.net,,\n"
+
+
+class Source:
+    """A loopback HTTP server that serves one CSV file and notes when it was asked."""
+
+    def __init__(self):
+        self.hits: list[float] = []
+        self.server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/list.csv"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _app(self, environ, start_response):
+        Request(environ)
+        self.hits.append(time.monotonic())
+        return Response(CSV, content_type="text/csv")(environ, start_response)
+
+    def stop(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def source():
+    served = Source()
+    yield served
+    served.stop()
+
+
+def test_feed_runs_once_per_tick_with_several_workers(tmp_path, source):
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'''
+[[feeds]]
+name = "blocklist"
+kind = "csv"
+url = "{source.url}"
+interval = 10
+sectors = ["energy"]
+tlp = "green"
+''')
+    env = service_env(tmp_path / "data", INFOSHARE_CONFIG=str(config))
+    server = LiveServer(env, workers=3)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(source.hits) < 2:
+            time.sleep(0.2)
+        time.sleep(2)  # room for any duplicate run to show itself
+    finally:
+        server.stop()
+    assert len(source.hits) >= 2, "the feed did not run on its schedule"
+    gaps = [b - a for a, b in zip(source.hits, source.hits[1:], strict=False)]
+    assert min(gaps) > 5, f"two processes ran the feed together: gaps {gaps}"
+    status = [json.loads(line) for line in cli(env, "feeds", "status").stdout.splitlines()]
+    assert status[0]["name"] == "blocklist" and status[0]["last_success"]
+    assert status[0]["counts"]["fetched"] == 2
