@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from marshmallow import ValidationError
+
 from infoshare.notices import Notice
 from infoshare.settings import FeedSpec
 
@@ -52,3 +54,19 @@ class Context:
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.spec.options.get(key, default)
+
+
+def validation_text(exc: Exception) -> str:
+    """An error as one line; marshmallow's nested messages as "field.index: message; ..."."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(_flatten(exc.messages))
+    return str(exc)
+
+
+def _flatten(messages, path: str = "") -> list[str]:
+    if isinstance(messages, Mapping):
+        return [line for key, value in messages.items()
+                for line in _flatten(value, f"{path}.{key}" if path else str(key))]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, path)]
+    return [f"{path}: {messages}" if path and path != "_schema" else str(messages)]

@@ -30,7 +30,7 @@ from marshmallow import ValidationError
 from infoshare import schemas, timestamps
 from infoshare.notices import CAP_CATEGORIES, CERTAINTIES, SEVERITIES, URGENCIES, Notice
 
-from .base import Context, FeedError, Fetched, ItemError
+from .base import Context, FeedError, Fetched, ItemError, validation_text
 
 CAP_NAMESPACES = ("urn:oasis:names:tc:emergency:cap:1.2", "urn:oasis:names:tc:emergency:cap:1.1")
 MESSAGE_TYPES = ("Alert", "Update", "Cancel")  # Ack and Error carry no hazard
@@ -242,7 +242,7 @@ def to_notice(alert: Alert, ctx: Context, source_id: str) -> Notice:
     try:
         notice = schemas.load_bulletin(data, ())
     except ValidationError as exc:
-        raise BadAlert("; ".join(_flatten(exc.messages))) from None
+        raise BadAlert(validation_text(exc)) from None
     return replace(notice, revoked=alert.msg_type == "Cancel")
 
 
@@ -290,13 +290,6 @@ def _unique(name: str, taken: list[dict]) -> str:
     return candidate
 
 
-def _flatten(messages, prefix: str = "") -> list[str]:
-    if isinstance(messages, dict):
-        return [m for key, value in messages.items()
-                for m in _flatten(value, f"{prefix}{key}." if key != "_schema" else prefix)]
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix.rstrip('.')}: {m}" if prefix else m for m in messages]
-    return [m for value in messages for m in _flatten(value, prefix)]
 
 
 # --- chains, statuses, cursor --------------------------------------------------------------

@@ -75,9 +75,11 @@ def _run(services, spec: FeedSpec) -> dict:
     errors = list(fetched.errors)
     counts["fetched"] = fetched.fetched
     counts["rejected"] = len(fetched.errors)
-    for item in fetched.items:
-        _publish_item(services, spec, item, counts, errors)
+    stored_all = all([_publish_item(services, spec, item, counts, errors)
+                      for item in fetched.items])
     summary = f"{len(errors)} item(s) rejected" if errors else None
+    if not stored_all:  # keep the old cursor and validators: the next run fetches it again
+        fetched.cursor, validators = None, {}
     _record(engine, spec, started, counts, summary, errors, fetched.cursor, validators, True)
     return counts
 
@@ -95,7 +97,8 @@ def _conditional_get(fetcher: Fetcher, state, validators: dict):
     return get
 
 
-def _publish_item(services, spec: FeedSpec, item, counts: dict, errors: list) -> None:
+def _publish_item(services, spec: FeedSpec, item, counts: dict, errors: list) -> bool:
+    """Store one item; False when storing failed (not when the item was invalid)."""
     try:
         if isinstance(item, Notice):
             _publish_notice(services, spec, item, counts)
@@ -106,6 +109,8 @@ def _publish_item(services, spec: FeedSpec, item, counts: dict, errors: list) ->
         counts["rejected"] += 1
         label = item.source_id if isinstance(item, Notice) else "objects"
         errors.append(ItemError(str(label), f"{type(exc).__name__}: {exc}"))
+        return False
+    return True
 
 
 def _publish_notice(services, spec: FeedSpec, notice: Notice, counts: dict) -> None:
