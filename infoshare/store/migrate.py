@@ -24,7 +24,13 @@ def _add_missing_tables(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS = (_initial, _add_missing_tables)
+def _partial_latest_index(conn: Connection) -> None:
+    """Replace the (is_latest, date_added) index by a partial index on date_added."""
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_objects_latest"))
+    metadata.create_all(conn, checkfirst=True)
+
+
+MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index)
 
 
 def current_version(engine: Engine) -> int:

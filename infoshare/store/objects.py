@@ -154,11 +154,13 @@ def _insert_rows(conn, fresh, dates_added, known) -> None:
 
 
 def _demote(conn, fresh, extreme: dict[str, int], flag: str) -> None:
-    """Clear `flag` on stored versions that a new version displaces."""
+    """Clear `flag` on the stored versions of ids where a new version takes it over.
+
+    Filtering on the id alone keeps this on the (id, version) index.
+    """
     ids = sorted({item.id for item in fresh if item.version_us == extreme[item.id]})
     for start in range(0, len(ids), _CHUNK):
-        conn.execute(objects.update()
-                     .where(objects.c.id.in_(ids[start:start + _CHUNK]), objects.c[flag])
+        conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]))
                      .values({flag: False}))
 
 
@@ -313,7 +315,7 @@ def latest_raw(conn: Connection, ids: Sequence[str]) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     id_list = sorted(set(ids))
     for start in range(0, len(id_list), _CHUNK):
-        query = sa.select(objects.c.id, objects.c.raw).where(
-            objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.is_latest)
-        found.update((row.id, row.raw) for row in conn.execute(query))
+        query = sa.select(objects.c.id, objects.c.raw, objects.c.is_latest).where(
+            objects.c.id.in_(id_list[start:start + _CHUNK]))
+        found.update((row.id, row.raw) for row in conn.execute(query) if row.is_latest)
     return found

@@ -82,7 +82,11 @@ objects = sa.Table(
     sa.Column("everywhere", sa.Boolean, nullable=False, default=False),
     sa.UniqueConstraint("id", "version_us", name="uq_objects_id_version"),
     sa.Index("ix_objects_date_added", "date_added", unique=True),
-    sa.Index("ix_objects_latest", "is_latest", "date_added"),
+    # Partial: only "latest" reads use it, and a planner cannot mistake it for a way to
+    # find an id (a plain (is_latest, date_added) index made SQLite scan every latest row
+    # to look up one id).
+    sa.Index("ix_objects_latest_added", "date_added", sqlite_where=sa.text("is_latest = 1"),
+             postgresql_where=sa.text("is_latest")),
     sa.Index("ix_objects_type_added", "type", "date_added"),
     sa.Index("ix_objects_collection_added", "collection_id", "date_added"),
 )
