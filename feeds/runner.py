@@ -75,8 +75,7 @@ def _run(services, spec: FeedSpec) -> dict:
     errors = list(fetched.errors)
     counts["fetched"] = fetched.fetched
     counts["rejected"] = len(fetched.errors)
-    stored_all = all([_publish_item(services, spec, item, counts, errors)
-                      for item in fetched.items])
+    stored_all = _publish_items(services, spec, fetched.items, counts, errors)
     summary = f"{len(errors)} item(s) rejected" if errors else None
     if not stored_all:  # keep the old cursor and validators: the next run fetches it again
         fetched.cursor, validators = None, {}
@@ -97,37 +96,66 @@ def _conditional_get(fetcher: Fetcher, state, validators: dict):
     return get
 
 
-def _publish_item(services, spec: FeedSpec, item, counts: dict, errors: list) -> bool:
-    """Store one item; False when storing failed (not when the item was invalid)."""
-    try:
-        if isinstance(item, Notice):
-            _publish_notice(services, spec, item, counts)
+BATCH = 100
+
+
+def _publish_items(services, spec: FeedSpec, items: list, counts: dict, errors: list) -> bool:
+    """Store every item; False when storing any of them failed (not when one was invalid).
+
+    Notices go in batches (see publish.publish_notices); cancels and STIX one at a time.
+    """
+    ok = True
+    batch = [i for i in items if isinstance(i, Notice) and not i.revoked]
+    for start in range(0, len(batch), BATCH):
+        chunk = [replace(n, source=f"feed:{spec.name}") for n in batch[start:start + BATCH]]
+        results = publish.publish_notices(services.engine, services.signer(),
+                                          services.settings.tiers, chunk)
+        for notice, result in zip(chunk, results, strict=True):
+            ok &= _count(spec, notice, result, counts, errors)
+    for item in items:
+        if isinstance(item, Notice) and item.revoked:
+            ok &= _guarded(spec, item, counts, errors, _publish_cancel, services)
         elif isinstance(item, StixObjects):
-            _ingest(services, spec, item, counts, errors)
+            ok &= _guarded(spec, item, counts, errors, _ingest, services)
+    return ok
+
+
+def _count(spec, notice: Notice, result, counts: dict, errors: list) -> bool:
+    if isinstance(result, Exception):
+        _failed(spec, notice.source_id, result, counts, errors)
+        return False
+    key = "created" if result.created else ("updated" if result.stored else "unchanged")
+    counts[key] += 1
+    return True
+
+
+def _guarded(spec, item, counts: dict, errors: list, store, services) -> bool:
+    try:
+        store(services, spec, item, counts, errors)
     except Exception as exc:  # one bad item must not cost the others
-        log.warning("feed %s: item rejected: %s", spec.name, exc)
-        counts["rejected"] += 1
         label = item.source_id if isinstance(item, Notice) else "objects"
-        errors.append(ItemError(str(label), f"{type(exc).__name__}: {exc}"))
+        _failed(spec, label, exc, counts, errors)
         return False
     return True
 
 
-def _publish_notice(services, spec: FeedSpec, notice: Notice, counts: dict) -> None:
+def _failed(spec, label, exc: Exception, counts: dict, errors: list) -> None:
+    log.warning("feed %s: item rejected: %s", spec.name, exc)
+    counts["rejected"] += 1
+    errors.append(ItemError(str(label), f"{type(exc).__name__}: {exc}"))
+
+
+def _publish_cancel(services, spec: FeedSpec, notice: Notice, counts: dict, errors) -> None:
+    """A cancel revokes everything the original published, not only what it repeats."""
     notice = replace(notice, source=f"feed:{spec.name}")
-    result = None
-    if notice.revoked:  # a cancel revokes everything the original published, not just
-        try:            # what the cancel message happens to repeat
-            result = publish.revoke_notice(
-                services.engine, services.signer(), services.settings.tiers, None,
-                convert.report_id(notice), services.settings.compartments)
-        except publish.UnknownNotice:
-            pass
-    if result is None:
+    try:
+        result = publish.revoke_notice(
+            services.engine, services.signer(), services.settings.tiers, None,
+            convert.report_id(notice), services.settings.compartments)
+    except publish.UnknownNotice:
         result = publish.publish_notice(services.engine, services.signer(),
                                         services.settings.tiers, notice)
-    key = "created" if result.created else ("updated" if result.stored else "unchanged")
-    counts[key] += 1
+    _count(spec, notice, result, counts, errors)
 
 
 def feed_collection(spec: FeedSpec) -> CollectionSpec:

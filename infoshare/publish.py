@@ -188,31 +188,56 @@ def publish_notice(engine: Engine, signer: Signer, tier_map: tiers.Tiers, notice
     Publishing a notice again (same source and source_id) makes new versions of the
     objects whose content changed and leaves the others alone.
     """
+    with write(engine) as conn:
+        return _publish(conn, signer, tier_map, notice, publisher)
+
+
+def publish_notices(engine: Engine, signer: Signer, tier_map: tiers.Tiers,
+                    notices: Sequence[Notice]) -> list[Published | Exception]:
+    """Publish many notices (a feed's), in one transaction when all go through.
+
+    One transaction per notice costs more than the notice itself; when any notice of the
+    batch fails, the batch is rolled back and each is published alone, so a bad notice
+    still never costs the good ones. Failures come back as the exception, in order.
+    """
+    try:
+        with write(engine) as conn:
+            return [_publish(conn, signer, tier_map, notice, None) for notice in notices]
+    except Exception:  # find the bad one(s): one transaction each
+        results: list[Published | Exception] = []
+        for notice in notices:
+            try:
+                results.append(publish_notice(engine, signer, tier_map, notice))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+
+def _publish(conn, signer: Signer, tier_map: tiers.Tiers, notice: Notice,
+             publisher: access.Principal | None) -> Published:
     if not notice.source_id:
         notice = replace(notice, source_id=str(uuid.uuid4()))
-    with write(engine) as conn:
-        object_store.lock(conn)
-        existing = notice_store.by_source(conn, notice.source, notice.source_id)
-        objs = convert.convert(notice, _stamp(existing, {}))
-        stored = {i: json.loads(raw) for i, raw in
-                  object_store.latest_raw(conn, [o["id"] for o in objs]).items()}
-        if stored:
-            created = {i: o["created"] for i, o in stored.items()}
-            objs = convert.convert(notice, _stamp(existing, created))
-        changed = [o for o in objs if o["id"] not in stored
-                   or _comparable(stored[o["id"]]) != _comparable(o)]
-        audience = notice_audience(notice)
-        added = object_store.insert(conn, [_new_object(signer, o, audience) for o in changed])
-        routing.route(conn, [routing.Group(
-            audience, notice.kind, SEVERITY_RANK.get(notice.severity, 0),
-            frozenset(notice.labels),
-            tuple((d, o["type"]) for d, o in zip(added, changed, strict=True) if d))], tier_map)
-        report = objs[0]
-        if changed or existing is None:
-            notice_store.save(conn, _notice_row(notice, report, objs, publisher))
-            action = "revoke" if notice.revoked else ("publish" if existing is None else "update")
-            audit.record(conn, publisher.name if publisher else "service", action, report["id"],
-                         title=notice.title, source=notice.source, objects=len(changed))
+    object_store.lock(conn)
+    existing = notice_store.by_source(conn, notice.source, notice.source_id)
+    objs = convert.convert(notice, _stamp(existing, {}))
+    stored = {i: json.loads(raw) for i, raw in
+              object_store.latest_raw(conn, [o["id"] for o in objs]).items()}
+    if stored:
+        created = {i: o["created"] for i, o in stored.items()}
+        objs = convert.convert(notice, _stamp(existing, created))
+    changed = [o for o in objs if o["id"] not in stored
+               or _comparable(stored[o["id"]]) != _comparable(o)]
+    audience = notice_audience(notice)
+    added = object_store.insert(conn, [_new_object(signer, o, audience) for o in changed])
+    routing.route(conn, [routing.Group(
+        audience, notice.kind, SEVERITY_RANK.get(notice.severity, 0), frozenset(notice.labels),
+        tuple((d, o["type"]) for d, o in zip(added, changed, strict=True) if d))], tier_map)
+    report = objs[0]
+    if changed or existing is None:
+        notice_store.save(conn, _notice_row(notice, report, objs, publisher))
+        action = "revoke" if notice.revoked else ("publish" if existing is None else "update")
+        audit.record(conn, publisher.name if publisher else "service", action, report["id"],
+                     title=notice.title, source=notice.source, objects=len(changed))
     return Published(report["id"], [o["id"] for o in objs],
                      report["modified"] if changed else (existing.version if existing else ""),
                      len(changed), len(objs) - len(changed), existing is None)
