@@ -25,7 +25,12 @@ run: $(VENV)/.installed
 	@echo "infoshare: serving http://$(HOST):$(PORT)/taxii2/ (Ctrl-C stops)"
 	$(BIN)/infoshare serve --host $(HOST) --port $(PORT)
 
+# The browser tests drive Debian's chromium, installed here when missing (as root only);
+# Playwright's own browser download is never used.
 test: $(VENV)/.installed-test
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update && apt-get install -y chromium; \
+	fi
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

@@ -22,8 +22,8 @@ from .settings import Settings, load_settings
 from .signing.keys import KeyRing, Signer
 from .store.engine import connect_engine
 from .taxii import bp as taxii_bp
-from .web import bp as console_bp
 from .taxii.errors import TaxiiError, render
+from .web import bp as console_bp
 
 
 @dataclass

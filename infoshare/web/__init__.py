@@ -1,3 +1,16 @@
-"""The analyst console under /console: server-rendered pages, a little plain JavaScript."""
+"""The analyst console under /console: server-rendered pages, a little plain JavaScript.
 
-from .views import bp  # noqa: F401
+Each module registers the routes of one page (or one form) on the shared blueprint; they
+are imported here only for that side effect.
+"""
+
+from . import (  # noqa: F401  (each registers its routes on the blueprint)
+    bulletin_list,
+    bulletin_page,
+    compose,
+    feeds,
+    login,
+    overview,
+    subscriptions,
+)
+from .blueprint import bp  # noqa: F401

@@ -1,0 +1,57 @@
+"""One bulletin: what it says, its STIX objects with their signature status, the versions of
+its report, and the revoke action."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+
+from .. import publish, sectors
+from ..store import notices as notice_store
+from ..store.engine import read
+from . import stix_objects
+from .blueprint import bp
+from .common import principal, svc
+from .identity import login_required, publisher_required
+
+NOT_VISIBLE = "No such bulletin, or not one you may see."
+
+
+def visible_notice(report_id: str):
+    """The notice row if the viewer may see its current report; 404 otherwise, so a reader
+    cannot tell a hidden bulletin from one that does not exist."""
+    with read(svc().engine) as conn:
+        row = notice_store.get(conn, principal(), report_id)
+    if row is None:
+        abort(404, NOT_VISIBLE)
+    return row
+
+
+@bp.get("/bulletins/<report_id>")
+@login_required
+def bulletin(report_id: str):
+    keys = svc().keyring.public_keys()
+    with read(svc().engine) as conn:
+        row = notice_store.get(conn, principal(), report_id)
+        if row is None:
+            abort(404, NOT_VISIBLE)
+        objects = stix_objects.latest(conn, principal(), list(row.object_ids), keys)
+        versions = stix_objects.history(conn, principal(), report_id, keys)
+    return render_template("bulletin.html", row=row, doc=row.document, objects=objects,
+                           versions=versions, sector_codes=sectors.codes(row.sector_mask))
+
+
+@bp.post("/bulletins/<report_id>/revoke")
+@publisher_required
+def revoke(report_id: str):
+    row = visible_notice(report_id)
+    if row.revoked:
+        flash("This bulletin was revoked already.", "info")
+        return redirect(url_for("console.bulletin", report_id=report_id))
+    s = svc()
+    try:
+        result = publish.revoke_notice(s.engine, s.signer(), s.settings.tiers, principal(),
+                                       report_id, s.settings.compartments)
+    except publish.UnknownNotice:
+        abort(404, NOT_VISIBLE)
+    flash(f"Revoked: {result.stored} object(s) published as revoked.", "success")
+    return redirect(url_for("console.bulletin", report_id=report_id))

@@ -1,0 +1,35 @@
+"""The feeds page: each configured feed's schedule, last run, last success, counts and last
+error (feeds.runner.status), and a "run now" button for publishers and admins."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+
+from feeds import runner
+
+from . import feed_jobs
+from .blueprint import bp
+from .common import svc
+from .identity import login_required, publisher_required
+
+
+@bp.get("/feeds")
+@login_required
+def feeds():
+    return render_template("feeds.html", feeds=runner.status(svc()))
+
+
+@bp.post("/feeds/<name>/run")
+@publisher_required
+def run_feed(name: str):
+    spec = next((f for f in svc().settings.feeds if f.name == name), None)
+    if spec is None:
+        abort(404, f"No feed named {name!r} is configured.")
+    try:
+        feed_jobs.start(svc(), spec)
+    except runner.FeedBusy as exc:
+        flash(f"Not started: {exc}. Try again when it has finished.", "warning")
+    else:
+        flash(f"Feed {name} is running in the background. Reload this page to see its "
+              "result.", "success")
+    return redirect(url_for("console.feeds"))

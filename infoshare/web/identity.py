@@ -1,0 +1,75 @@
+"""Who is logged in.
+
+The session cookie holds only the principal's pk and the log-in time. The principal is read
+from the store on every request, so disabling a principal (or changing its roles or tier)
+takes effect on its next click, and a session ends after MAX_AGE_SECONDS whatever happens.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import wraps
+
+from flask import abort, g, redirect, request, session, url_for
+
+from .. import access
+from ..store import principals as principal_store
+from ..store.engine import read
+from . import csrf
+from .common import can_publish, svc
+
+MAX_AGE_SECONDS = 12 * 3600
+_PK, _AT = "principal_pk", "login_at"
+
+
+def load_principal() -> access.Principal | None:
+    """The session's principal, or None (and a cleared session) when it may not go on."""
+    pk = session.get(_PK)
+    if pk is None:
+        return None
+    if time.time() - session.get(_AT, 0) > MAX_AGE_SECONDS:
+        session.clear()
+        return None
+    with read(svc().engine) as conn:
+        row = principal_store.by_pk(conn, pk)
+    try:
+        who = principal_store.to_principal(row, svc().settings.tiers) if row else None
+    except ValueError:  # its tier was removed from the configuration
+        who = None
+    if who is None or row.disabled:
+        session.clear()
+        return None
+    return who
+
+
+def log_in(pk: int) -> None:
+    """A fresh session (no fixation: nothing from before the log-in survives)."""
+    session.clear()
+    session[_PK], session[_AT] = pk, int(time.time())
+    csrf.rotate()
+
+
+def log_out() -> None:
+    session.clear()
+
+
+def login_required(view):
+    """Send anonymous visitors to the log-in page, then back to where they were going."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if g.get("principal") is None:
+            target = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("console.login", next=target))
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def publisher_required(view):
+    """Readers get 403: they never see the forms that publish, revoke or run feeds."""
+    @wraps(view)
+    @login_required
+    def wrapper(*args, **kwargs):
+        if not can_publish(g.principal):
+            abort(403, "This needs the publisher or admin role.")
+        return view(*args, **kwargs)
+    return wrapper

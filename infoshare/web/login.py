@@ -1,0 +1,62 @@
+"""Log-in with a principal's name and password, and log-out (a POST, so another site
+cannot log a user out with a link)."""
+
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, url_for
+
+from .. import passwords
+from ..store import principals as principal_store
+from ..store.engine import read
+from . import identity
+from .blueprint import bp
+from .common import svc
+
+
+def verify(name: str, password: str) -> int | None:
+    """The pk of the enabled principal with this name and password, else None.
+
+    An unknown name costs the same slow hash check as a known one, so the time taken does
+    not reveal which names exist.
+    """
+    with read(svc().engine) as conn:
+        row = principal_store.by_name(conn, name)
+    stored = row.password_hash if row is not None and row.password_hash else None
+    ok = passwords.verify_secret(password, stored or passwords.DUMMY_HASH)
+    if not ok or stored is None or row.disabled:
+        return None
+    return row.pk
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the console: never an open redirect to another site."""
+    if target and target.startswith("/console/") and not target.startswith("//"):
+        return target
+    return url_for("console.overview")
+
+
+@bp.get("/login")
+def login():
+    if g.principal is not None:
+        return redirect(safe_next(request.args.get("next")))
+    return render_template("login.html", name="", error=None,
+                           next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+def login_post():
+    name = request.form.get("name", "").strip()
+    pk = verify(name, request.form.get("password", "")) if name else None
+    if pk is None:
+        return render_template("login.html", name=name, next=request.form.get("next", ""),
+                               error="That name and password do not match an active "
+                                     "principal."), 401
+    identity.log_in(pk)
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    identity.log_out()
+    flash("You are logged out.", "info")
+    return redirect(url_for("console.login"))

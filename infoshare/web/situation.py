@@ -1,0 +1,89 @@
+"""The situation at a glance: active notices the viewer may see, counted by sector and
+severity, and their locations for the map.
+
+Active means not revoked and not expired (valid_until in the future, or none). A notice
+for all sectors is counted once, in its own "All sectors" row, rather than in all sixteen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection, Row
+
+from .. import access, sectors, timestamps
+from ..notices import SEVERITIES
+from ..stix.convert import centroid
+from ..store import notices as notice_store
+
+LIMIT = 2000  # the overview reads at most this many of the newest active notices
+
+
+@dataclass(frozen=True)
+class TableRow:
+    code: str | None  # None: the all-sectors row
+    title: str
+    counts: tuple[int, ...]  # in SEVERITIES order
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(frozen=True)
+class Place:
+    report_id: str
+    title: str
+    severity: str
+    name: str
+    lat: float
+    lon: float
+
+
+def active(conn: Connection, principal: access.Principal, now_us: int) -> list[Row]:
+    rows = notice_store.listing(conn, principal, include_revoked=False, limit=LIMIT)
+    return [row for row in rows if _current(row.document, now_us)]
+
+
+def _current(document: dict, now_us: int) -> bool:
+    until = document.get("valid_until")
+    try:
+        return not until or timestamps.parse_us(until) > now_us
+    except timestamps.BadTimestamp:
+        return True
+
+
+def table(rows: list[Row]) -> list[TableRow]:
+    """One row for all-sectors notices, then one per sector, then nothing else."""
+    tally: dict[str | None, list[int]] = {None: [0] * len(SEVERITIES)}
+    tally.update({code: [0] * len(SEVERITIES) for code in sectors.CODES})
+    for row in rows:
+        column = SEVERITIES.index(row.severity) if row.severity in SEVERITIES else -1
+        for code in [None] if row.all_sectors else sectors.codes(row.sector_mask):
+            tally[code][column] += 1
+    return [TableRow(None, "All sectors", tuple(tally[None]))] + [
+        TableRow(s.code, s.title, tuple(tally[s.code])) for s in sectors.SECTORS]
+
+
+def places(rows: list[Row]) -> tuple[list[Place], int]:
+    """Points to plot, and how many locations have no point (a country alone)."""
+    found, without = [], 0
+    for row in rows:
+        for loc in row.document.get("locations") or []:
+            point = _point(loc)
+            if point is None:
+                without += 1
+            else:
+                found.append(Place(row.report_id, row.title, row.severity,
+                                   loc.get("name", ""), *point))
+    return found, without
+
+
+def _point(loc: dict) -> tuple[float, float] | None:
+    """The location's own point, else its polygon's centroid (as the STIX location has)."""
+    if loc.get("lat") is not None and loc.get("lon") is not None:
+        return float(loc["lat"]), float(loc["lon"])
+    polygon = loc.get("polygon") or []
+    if polygon:
+        return centroid(tuple((float(p[0]), float(p[1])) for p in polygon))
+    return None
