@@ -33,8 +33,6 @@ from .store import notices as notice_store
 from .store import objects as object_store
 from .store.engine import read, write
 
-OPEN_TYPES = frozenset({"marking-definition", "extension-definition"})
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -59,8 +57,6 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
     TLP:AMBER+STRICT names the submitter's organisation and TLP:RED the submitter, since
     STIX has no standard way to name recipients; TLP 2.0 forbids sharing them wider.
     """
-    if obj.get("type") in OPEN_TYPES:
-        return access.OPEN
     tlp = tiers.tlp_of_markings(markings.marking_refs(obj)) or default_tlp
     if submitter is None:
         all_sectors, mask = not sector_codes, sectors.mask(sector_codes)
@@ -81,6 +77,7 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
     """Validate and store third-party objects; one Outcome per received object, in order."""
     default_tlp = collection.default_tlp or settings.taxii.default_tlp
     compartments = tuple(settings.compartments)
+    origin = f"principal:{submitter.id}" if submitter else (actor or "service")
     outcomes: list[Outcome | None] = []
     batch: list[object_store.NewObject] = []
     batch_at: list[int] = []
@@ -100,10 +97,13 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
                                            sector_codes),
             submitted_by=submitter.pk if submitter else None,
             collection_id=collection.id if collection.kind == "submitted" else None,
+            origin=origin,
         ))
     if batch:
         with write(engine) as conn:
-            existing = object_store.existing_ids(conn, [item.id for item in batch])
+            object_store.lock(conn)
+            existing = object_store.origins(conn, [item.id for item in batch])
+            batch, batch_at = _owned_only(batch, batch_at, existing, origin, received, outcomes)
             added = object_store.insert(conn, batch)
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
                           settings.tiers)
@@ -118,6 +118,22 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
                 and item.id in existing,
                 message="" if date_added else "this version was stored already")
     return [o for o in outcomes if o is not None]
+
+
+def _owned_only(batch, batch_at, existing: dict[str, set[str]], origin: str, received,
+                outcomes: list) -> tuple[list, list]:
+    """Drop objects whose id another publisher owns: a partner may version only its own
+    objects, never shadow the service's or another partner's under the same id."""
+    kept, kept_at = [], []
+    for item, index in zip(batch, batch_at, strict=True):
+        owners = existing.get(item.id, set())
+        if owners and owners != {origin}:
+            outcomes[index] = _rejected(received[index], "this id belongs to another "
+                                        "publisher; only its owner may add versions")
+        else:
+            kept.append(item)
+            kept_at.append(index)
+    return kept, kept_at
 
 
 def _groups_of_received(batch, added, received, batch_at) -> list[routing.Group]:
@@ -220,6 +236,7 @@ def _publish(conn, signer: Signer, tier_map: tiers.Tiers, notice: Notice,
     object_store.lock(conn)
     existing = notice_store.by_source(conn, notice.source, notice.source_id)
     objs = convert.convert(notice, _stamp(existing, {}))
+    _refuse_foreign_ids(conn, [o["id"] for o in objs])
     stored = {i: json.loads(raw) for i, raw in
               object_store.latest_raw(conn, [o["id"] for o in objs]).items()}
     if stored:
@@ -269,6 +286,18 @@ def _notice_row(notice: Notice, report: dict, objs: list[dict],
 
 class UnknownNotice(LookupError):
     pass
+
+
+class IdConflict(RuntimeError):
+    """A third party stored an object under an id this notice needs."""
+
+
+def _refuse_foreign_ids(conn, ids: list[str]) -> None:
+    foreign = sorted(i for i, owners in object_store.origins(conn, ids).items()
+                     if owners != {"service"})
+    if foreign:
+        raise IdConflict(f"{len(foreign)} id(s) of this notice were stored by another "
+                         f"publisher first ({foreign[0]}); nothing was published")
 
 
 def revoke_notice(engine: Engine, signer: Signer, tier_map: tiers.Tiers,

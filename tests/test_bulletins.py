@@ -325,3 +325,37 @@ def test_rotation_keeps_old_objects_verifiable(svc):
     jwks = requests.get(f"{svc.server.base}/.well-known/jwks.json", timeout=10).json()
     assert {k["kid"]: k["status"] for k in jwks["keys"]} == {
         rotated["retired"]: "retired", rotated["active"]: "active"}
+
+
+def test_service_ids_cannot_be_squatted_by_a_partner(svc):
+    """A partner who predicts a notice's deterministic ids and posts them first blocks that
+    notice (409, nothing stored) instead of having its copy served under them."""
+    from infoshare.notices import Notice
+    from infoshare.stix import convert
+
+    notice = Notice(title="t", summary="", kind="cyber", tlp="green", sectors=(),
+                    all_sectors=True, source="bulletin", source_id="squat-1")
+    report = convert.convert(notice, convert.Stamp("2030-01-01T00:00:00.000Z", {}))[0]
+    del report["extensions"]
+    squatter = svc.server.add_principal("squatter", "--org", "Sq", "--tier", "partner",
+                                        "--sector", "water")["api_key"]
+    response = requests.post(
+        f"{svc.server.api_root}collections/f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a04/objects/",
+        data=json.dumps({"objects": [report]}), timeout=30, headers={
+            "Authorization": f"Bearer {squatter}", "Accept": TAXII, "Content-Type": TAXII})
+    assert response.json()["success_count"] == 1, response.text
+    answer = svc.publish({"title": "t", "kind": "cyber", "tlp": "green", "sectors": "all",
+                          "source_id": "squat-1"}, expect=409)
+    assert "another publisher" in answer["message"]
+
+
+def test_a_source_id_the_publisher_cannot_see_is_not_updated(svc):
+    hidden = svc.publish({"title": "red", "kind": "cyber", "tlp": "red", "sectors": "all",
+                          "recipients": ["publisher"], "source_id": "hidden-1"}, expect=201)
+    other_key = svc.server.add_principal("publisher2", "--org", "Ops", "--tier", "trusted",
+                                         "--all-sectors", "--role", "publisher")["api_key"]
+    other = requests.post(f"{svc.server.base}/api/v1/bulletins", timeout=30, json={
+        "title": "overwrite", "kind": "cyber", "tlp": "clear", "sectors": "all",
+        "source_id": "hidden-1"}, headers={"Authorization": f"Bearer {other_key}"})
+    assert other.status_code == 409, other.text
+    assert svc.api("GET", f"bulletins/{hidden['id']}").json()["title"] == "red"

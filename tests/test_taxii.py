@@ -384,3 +384,22 @@ def test_delete_follows_the_permission_table(live):
 def test_healthz(live):
     response = requests.get(live.base + "/healthz", timeout=5)
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_nobody_adds_versions_to_someone_elses_object(live):
+    mine = indicator("192.0.2.150")
+    post(live, [mine], "water")
+    hijack = mine | {"modified": "2030-01-01T00:00:00.000Z", "pattern":
+                     "[ipv4-addr:value = '198.51.100.66']"}
+    status = post(live, [hijack], "water2")
+    assert status["failure_count"] == 1 and "another publisher" in status["failures"][0][
+        "message"]
+    served = http(live, "GET", f"collections/{ALL}/objects/{mine['id']}/", "water").json()
+    assert served["objects"][0]["modified"] == mine["modified"]
+    tlp = {"type": "marking-definition", "spec_version": "2.1",
+           "id": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
+           "created": "2030-01-01T00:00:00.000Z", "name": "TLP:FAKE",
+           "definition_type": "statement", "definition": {"statement": "mine now"}}
+    assert post(live, [tlp], "water")["failure_count"] == 1
+    own = post(live, [mine | {"modified": "2026-01-01T00:00:00.000Z"}], "water")
+    assert own["success_count"] == 1  # the owner may add versions

@@ -57,9 +57,27 @@ def create_bulletin():
         notice = load_bulletin(_json_body(), _svc().settings.compartments)
     except ValidationError as exc:
         raise ApiError(400, "invalid bulletin", "see fields", fields=exc.messages) from None
+    _may_update(notice)
     result = publish.publish_notice(_svc().engine, _svc().signer(), _svc().settings.tiers,
                                     notice, g.principal)
     return _published(result, 201 if result.created else 200)
+
+
+def _may_update(notice) -> None:
+    """Re-using a source_id updates that bulletin: only for one the publisher may see."""
+    if not notice.source_id:
+        return
+    with read(_svc().engine) as conn:
+        existing = notice_store.by_source(conn, notice.source, notice.source_id)
+        visible = existing is None or notice_store.get(conn, g.principal, existing.report_id)
+    if not visible:
+        raise ApiError(409, "source_id unavailable",
+                       "choose another source_id; this one cannot be updated by you")
+
+
+@bp.errorhandler(publish.IdConflict)
+def _id_conflict(exc: publish.IdConflict):
+    return render(ApiError(409, "id conflict", str(exc)))
 
 
 @bp.get("/bulletins")

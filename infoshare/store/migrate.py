@@ -30,7 +30,14 @@ def _partial_latest_index(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index)
+def _object_origin(conn: Connection) -> None:
+    """objects.origin: who owns an id (rows from before are the service's)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
+    if "origin" not in columns:
+        conn.execute(sa.text("ALTER TABLE objects ADD COLUMN origin VARCHAR(120)"))
+
+
+MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin)
 
 
 def current_version(engine: Engine) -> int:

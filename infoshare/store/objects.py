@@ -39,6 +39,7 @@ class NewObject:
     submitted_by: int | None = None
     collection_id: str | None = None
     everywhere: bool = False
+    origin: str = "service"
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,16 @@ def _stamp_versionless(item: NewObject, date_added: int, known) -> NewObject:
     return replace(item, version_us=date_added, version=timestamps.format_us(date_added))
 
 
-def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
-    return {i for i, versions in _known_versions(conn, set(ids)).items() if versions}
+def origins(conn: Connection, ids: Sequence[str]) -> dict[str, set[str]]:
+    """Who owns each id that is stored ("service" for rows without an origin)."""
+    found: dict[str, set[str]] = {}
+    id_list = sorted(set(ids))
+    for start in range(0, len(id_list), _CHUNK):
+        query = sa.select(objects.c.id, objects.c.origin).where(
+            objects.c.id.in_(id_list[start:start + _CHUNK])).distinct()
+        for object_id, origin in conn.execute(query):
+            found.setdefault(object_id, set()).add(origin or "service")
+    return found
 
 
 def _known_versions(conn: Connection, ids: set[str]) -> dict[str, set[int]]:
@@ -175,6 +184,7 @@ def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> d
         "has_compartments": bool(audience.compartments),
         "has_recipients": bool(audience.recipient_orgs or audience.recipient_principals),
         "submitted_by": item.submitted_by, "collection_id": item.collection_id,
+        "origin": item.origin,
         "everywhere": item.everywhere,
     }
 

@@ -75,6 +75,9 @@ objects = sa.Table(
     sa.Column("has_recipients", sa.Boolean, nullable=False),
     # Where it came from: None for the service's own, else the submitting principal.
     sa.Column("submitted_by", sa.BigInteger, sa.ForeignKey("principals.pk")),
+    # Who owns the id: "service", "feed:<name>" or "principal:<id>" (NULL: service). Only
+    # the owner may add versions, so nobody can shadow another publisher's object.
+    sa.Column("origin", sa.String(120)),
     # For "submitted" collections: the collection it was posted into.
     sa.Column("collection_id", sa.String(64)),
     # The service's own definitions (markings, extension definitions, its identity) that
