@@ -70,3 +70,24 @@ def _flatten(messages, path: str = "") -> list[str]:
     if isinstance(messages, list):
         return [line for m in messages for line in _flatten(m, path)]
     return [f"{path}: {messages}" if path and path != "_schema" else str(messages)]
+
+
+def notices_from(entries: list, label_of: Callable[[Any, int], str],
+                 to_notice: Callable[[Any], Notice]) -> Fetched:
+    """A Fetched of one Notice per entry: a bad entry, or a second entry with the same
+    source id, becomes an ItemError naming it, and the rest still go through."""
+    fetched = Fetched(fetched=len(entries))
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        label = label_of(entry, index)
+        try:
+            notice = to_notice(entry)
+        except (ValidationError, ValueError) as exc:
+            fetched.errors.append(ItemError(label, validation_text(exc)))
+            continue
+        if notice.source_id in seen:
+            fetched.errors.append(ItemError(label, "the same id appears twice; kept the first"))
+            continue
+        seen.add(notice.source_id)
+        fetched.items.append(notice)
+    return fetched

@@ -21,7 +21,7 @@ from infoshare import schemas
 from infoshare.notices import Notice
 from infoshare.settings import FeedSpec
 
-from .base import Context, FeedError, Fetched, ItemError, validation_text
+from .base import Context, FeedError, Fetched, notices_from
 
 OPTIONS: dict[str, type] = {}
 ACCEPT = ("application/json",)
@@ -33,22 +33,8 @@ def collect(ctx: Context) -> Fetched:
     response = ctx.get(ctx.spec.url, conditional=True, accept=ACCEPT)
     if response.not_modified:
         return Fetched(not_modified=True)
-    entries = _entries(response.body)
-    fetched = Fetched(fetched=len(entries))
-    seen: set[str] = set()
-    for index, entry in enumerate(entries):
-        label = _label(entry, index)
-        try:
-            notice = _notice(ctx.spec, entry)
-        except (ValidationError, ValueError) as exc:
-            fetched.errors.append(ItemError(label, validation_text(exc)))
-            continue
-        if notice.source_id in seen:
-            fetched.errors.append(ItemError(label, "listed twice in the catalog; kept the first"))
-            continue
-        seen.add(notice.source_id)
-        fetched.items.append(notice)
-    return fetched
+    return notices_from(_entries(response.body), _label,
+                        lambda entry: _notice(ctx.spec, entry))
 
 
 def _entries(body: bytes) -> list:

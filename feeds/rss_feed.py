@@ -28,7 +28,7 @@ from infoshare import schemas, timestamps
 from infoshare.notices import Notice
 from infoshare.settings import FeedSpec
 
-from .base import Context, FeedError, Fetched, ItemError, validation_text
+from .base import Context, FeedError, Fetched, notices_from
 
 OPTIONS: dict[str, type] = {}
 ACCEPT = ("application/rss+xml", "application/atom+xml", "application/rdf+xml",
@@ -42,21 +42,10 @@ def collect(ctx: Context) -> Fetched:
     if response.not_modified:
         return Fetched(not_modified=True)
     parsed = _parse(response.body, response.content_type)
-    fetched = Fetched(fetched=len(parsed.entries))
-    seen: set[str] = set()
-    for index, entry in enumerate(parsed.entries):
-        label = entry.get("id") or entry.get("link") or f"entry {index + 1}"
-        try:
-            notice = _notice(ctx.spec, entry)
-        except (ValidationError, ValueError) as exc:
-            fetched.errors.append(ItemError(label, validation_text(exc)))
-            continue
-        if notice.source_id in seen:
-            fetched.errors.append(ItemError(label, "the same id appears twice; kept the first"))
-            continue
-        seen.add(notice.source_id)
-        fetched.items.append(notice)
-    return fetched
+    return notices_from(
+        list(parsed.entries),
+        lambda entry, index: entry.get("id") or entry.get("link") or f"entry {index + 1}",
+        lambda entry: _notice(ctx.spec, entry))
 
 
 def _parse(body: bytes, content_type: str):

@@ -102,7 +102,7 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
     if batch:
         with write(engine) as conn:
             object_store.lock(conn)
-            existing = object_store.origins(conn, [item.id for item in batch])
+            existing = object_store.stored(conn, [item.id for item in batch])
             batch, batch_at = _owned_only(batch, batch_at, existing, origin, received, outcomes)
             added = object_store.insert(conn, batch)
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
@@ -120,14 +120,17 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
     return [o for o in outcomes if o is not None]
 
 
-def _owned_only(batch, batch_at, existing: dict[str, set[str]], origin: str, received,
+def _owned_only(batch, batch_at, existing: dict, origin: str, received,
                 outcomes: list) -> tuple[list, list]:
-    """Drop objects whose id another publisher owns: a partner may version only its own
-    objects, never shadow the service's or another partner's under the same id."""
+    """Drop new versions of ids another publisher owns: a partner may version only its own
+    objects, never shadow the service's or another partner's under the same id. A copy of
+    a version already stored stays in, to be counted as the duplicate it is."""
     kept, kept_at = [], []
     for item, index in zip(batch, batch_at, strict=True):
-        owners = existing.get(item.id, set())
-        if owners and owners != {origin}:
+        known = existing.get(item.id)
+        duplicate = known is not None and (item.version_us in known.versions
+                                           or item.version_us is None)
+        if known and known.owners != {origin} and not duplicate:
             outcomes[index] = _rejected(received[index], "this id belongs to another "
                                         "publisher; only its owner may add versions")
         else:
@@ -293,8 +296,8 @@ class IdConflict(RuntimeError):
 
 
 def _refuse_foreign_ids(conn, ids: list[str]) -> None:
-    foreign = sorted(i for i, owners in object_store.origins(conn, ids).items()
-                     if owners != {"service"})
+    foreign = sorted(i for i, known in object_store.stored(conn, ids).items()
+                     if known.owners != {"service"})
     if foreign:
         raise IdConflict(f"{len(foreign)} id(s) of this notice were stored by another "
                          f"publisher first ({foreign[0]}); nothing was published")

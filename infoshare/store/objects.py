@@ -109,15 +109,23 @@ def _stamp_versionless(item: NewObject, date_added: int, known) -> NewObject:
     return replace(item, version_us=date_added, version=timestamps.format_us(date_added))
 
 
-def origins(conn: Connection, ids: Sequence[str]) -> dict[str, set[str]]:
-    """Who owns each id that is stored ("service" for rows without an origin)."""
-    found: dict[str, set[str]] = {}
+@dataclass
+class Stored:
+    owners: set[str]  # "service" for rows without an origin
+    versions: set[int]
+
+
+def stored(conn: Connection, ids: Sequence[str]) -> dict[str, Stored]:
+    """Who owns each stored id, and which versions of it exist."""
+    found: dict[str, Stored] = {}
     id_list = sorted(set(ids))
     for start in range(0, len(id_list), _CHUNK):
-        query = sa.select(objects.c.id, objects.c.origin).where(
-            objects.c.id.in_(id_list[start:start + _CHUNK])).distinct()
-        for object_id, origin in conn.execute(query):
-            found.setdefault(object_id, set()).add(origin or "service")
+        query = sa.select(objects.c.id, objects.c.origin, objects.c.version_us).where(
+            objects.c.id.in_(id_list[start:start + _CHUNK]))
+        for object_id, origin, version_us in conn.execute(query):
+            entry = found.setdefault(object_id, Stored(set(), set()))
+            entry.owners.add(origin or "service")
+            entry.versions.add(version_us)
     return found
 
 
