@@ -52,13 +52,24 @@ def check(url: str, allowed_hosts: Sequence[str]) -> Target:
     addresses = _resolve(host, port)
     if not allowed:
         for address in addresses:
-            if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            if not _public(ipaddress.ip_address(address.split("%")[0])):
                 raise UnsafeWebhook(f"{host} resolves to {address}, a non-public address; "
                                     "ask the operator to allow the host if it is intended")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     return Target(parts.scheme, host, port, path, addresses[0])
+
+
+# IPv6 ranges that carry an IPv4 address a gateway may turn into a private one.
+_TUNNELS = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16",
+                                              "2001::/32", "::/96", "::ffff:0:0/96")]
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if address.version == 6 and any(address in net for net in _TUNNELS):
+        return False
+    return address.is_global
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -92,7 +103,10 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
     host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
     try:
         response = pool.urlopen("POST", target.path, body=body, redirect=False,
-                                headers={**headers, "Host": host_header}, preload_content=True)
-        return Response(response.status, response.data[:2000])
+                                headers={**headers, "Host": host_header}, preload_content=False)
+        try:
+            return Response(response.status, response.read(2000))  # never the whole body
+        finally:
+            response.release_conn()
     finally:
         pool.close()

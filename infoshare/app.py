@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["infoshare"] = Services(
         settings=settings, engine=engine, secret=secret,
-        authenticator=Authenticator(engine, settings.tiers, settings.auth.key_cache_seconds),
+        authenticator=Authenticator(engine, settings.tiers, settings.auth.key_cache_seconds,
+                                    settings.auth.scrypt_log2_n),
         keyring=KeyRing(settings.data_dir, settings.key_passphrase),
     )
     app.register_blueprint(taxii_bp)

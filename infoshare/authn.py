@@ -24,8 +24,9 @@ _CACHE_LIMIT = 10_000
 
 
 class Authenticator:
-    def __init__(self, engine: Engine, tier_map: Tiers, cache_seconds: int):
+    def __init__(self, engine: Engine, tier_map: Tiers, cache_seconds: int, log2_n: int = 14):
         self.engine, self.tiers, self.cache_seconds = engine, tier_map, cache_seconds
+        self.dummy = passwords.dummy_hash(log2_n)
         self._cache: dict[bytes, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
@@ -54,22 +55,26 @@ class Authenticator:
             except (binascii.Error, UnicodeDecodeError):
                 return None
             name, sep, password = decoded.partition(":")
-            return self._verify_password(name, password) if sep else None
+            return self.check_password(name, password) if sep else None
         return None
 
     def _verify_key(self, token: str) -> int | None:
         parts = passwords.split_api_key(token)
         with read(self.engine) as conn:
             row = principal_store.key_hash(conn, parts[0]) if parts else None
-        stored = row.secret_hash if row else passwords.DUMMY_HASH
+        stored = row.secret_hash if row else self.dummy
         ok = passwords.verify_secret(parts[1] if parts else token, stored)
         return row.principal_pk if ok and row else None
 
-    def _verify_password(self, name: str, password: str) -> int | None:
+    def check_password(self, name: str, password: str) -> int | None:
+        """The pk for this name and password (HTTP Basic and the console log-in), or None.
+
+        Disabled principals are refused later, where every request loads its principal.
+        """
         with read(self.engine) as conn:
             row = principal_store.by_name(conn, name)
         stored = row.password_hash if row is not None and row.password_hash else None
-        ok = passwords.verify_secret(password, stored or passwords.DUMMY_HASH)
+        ok = passwords.verify_secret(password, stored or self.dummy)
         return row.pk if ok and stored else None
 
     def _load(self, pk: int) -> access.Principal | None:

@@ -7,6 +7,7 @@ lines where a person will (init). Errors exit non-zero with a message, never a t
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -56,6 +57,7 @@ def _ready():
              add_version_option=False, load_dotenv=False)
 def main() -> None:
     """infoshare: threat and hazard notices as signed STIX 2.1 over TAXII 2.1."""
+    os.umask(0o077)  # the database, keys and secrets it creates are the service's alone
 
 
 @main.group()

@@ -43,9 +43,16 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-# A hash of a random secret, verified against when a name or key id is unknown, so a miss
-# costs what a hit costs and timing does not reveal which names exist.
-DUMMY_HASH = hash_secret(secrets.token_urlsafe(16), 14)
+_DUMMIES: dict[int, str] = {}
+
+
+def dummy_hash(log2_n: int) -> str:
+    """A hash of a random secret at the configured cost, verified against when a name or
+    key id is unknown, so a miss costs what a hit costs and timing does not tell which
+    names exist."""
+    if log2_n not in _DUMMIES:
+        _DUMMIES[log2_n] = hash_secret(secrets.token_urlsafe(16), log2_n)
+    return _DUMMIES[log2_n]
 
 
 def new_api_key() -> tuple[str, str, str]:

@@ -81,9 +81,13 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
     outcomes: list[Outcome | None] = []
     batch: list[object_store.NewObject] = []
     batch_at: list[int] = []
+    reserved = definitions.reserved(settings.taxii.title, settings.compartments)
     for index, obj in enumerate(received):
         try:
             checked = check(obj)
+            if checked.id in reserved:
+                outcomes.append(_own_definition(obj, checked, reserved[checked.id]))
+                continue
         except InvalidObject as exc:
             outcomes.append(_rejected(obj, str(exc)))
             continue
@@ -101,9 +105,7 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
         ))
     if batch:
         with write(engine) as conn:
-            object_store.lock(conn)
-            existing = object_store.stored(conn, [item.id for item in batch])
-            batch, batch_at = _owned_only(batch, batch_at, existing, origin, received, outcomes)
+            existing = object_store.existing_ids(conn, origin, [item.id for item in batch])
             added = object_store.insert(conn, batch)
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
                           settings.tiers)
@@ -120,24 +122,6 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
     return [o for o in outcomes if o is not None]
 
 
-def _owned_only(batch, batch_at, existing: dict, origin: str, received,
-                outcomes: list) -> tuple[list, list]:
-    """Drop new versions of ids another publisher owns: a partner may version only its own
-    objects, never shadow the service's or another partner's under the same id. A copy of
-    a version already stored stays in, to be counted as the duplicate it is."""
-    kept, kept_at = [], []
-    for item, index in zip(batch, batch_at, strict=True):
-        known = existing.get(item.id)
-        duplicate = known is not None and (item.version_us in known.versions
-                                           or item.version_us is None)
-        if known and known.owners != {origin} and not duplicate:
-            outcomes[index] = _rejected(received[index], "this id belongs to another "
-                                        "publisher; only its owner may add versions")
-        else:
-            kept.append(item)
-            kept_at.append(index)
-    return kept, kept_at
-
 
 def _groups_of_received(batch, added, received, batch_at) -> list[routing.Group]:
     """Third-party objects grouped by what subscriptions filter on (audience, labels)."""
@@ -150,6 +134,15 @@ def _groups_of_received(batch, added, received, batch_at) -> list[routing.Group]
         groups.setdefault(key, []).append((date_added, item.type))
     return [routing.Group(audience, None, 0, labels, tuple(objs))
             for (audience, labels), objs in groups.items()]
+
+
+def _own_definition(obj: dict, checked, ours: dict) -> Outcome:
+    """A copy of one of the service's definitions (another infoshare's TAXII collection
+    carries the same ones) is a duplicate; anything else under that id is refused."""
+    if signed.unsigned(obj) == ours:
+        return Outcome(checked.id, checked.version or "", False, duplicate=True,
+                       message="one of the service's own definitions")
+    raise InvalidObject(f"{checked.id} is one of the service's own definitions")
 
 
 def _rejected(obj: object, message: str) -> Outcome:
@@ -239,7 +232,6 @@ def _publish(conn, signer: Signer, tier_map: tiers.Tiers, notice: Notice,
     object_store.lock(conn)
     existing = notice_store.by_source(conn, notice.source, notice.source_id)
     objs = convert.convert(notice, _stamp(existing, {}))
-    _refuse_foreign_ids(conn, [o["id"] for o in objs])
     stored = {i: json.loads(raw) for i, raw in
               object_store.latest_raw(conn, [o["id"] for o in objs]).items()}
     if stored:
@@ -290,17 +282,6 @@ def _notice_row(notice: Notice, report: dict, objs: list[dict],
 class UnknownNotice(LookupError):
     pass
 
-
-class IdConflict(RuntimeError):
-    """A third party stored an object under an id this notice needs."""
-
-
-def _refuse_foreign_ids(conn, ids: list[str]) -> None:
-    foreign = sorted(i for i, known in object_store.stored(conn, ids).items()
-                     if known.owners != {"service"})
-    if foreign:
-        raise IdConflict(f"{len(foreign)} id(s) of this notice were stored by another "
-                         f"publisher first ({foreign[0]}); nothing was published")
 
 
 def revoke_notice(engine: Engine, signer: Signer, tier_map: tiers.Tiers,

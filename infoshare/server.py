@@ -6,6 +6,8 @@ key, definitions), so workers never race to create tables or keys.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gunicorn.app.base import BaseApplication
 
 from .app import create_app
@@ -54,6 +56,9 @@ def prepare(settings: Settings) -> dict:
     from . import publish
     from .signing.keys import KeyRing
 
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # RED objects, webhook secrets and password hashes live here
     engine = connect_engine(settings.database_url)
     try:
         before, after = migrate.upgrade(engine)

@@ -439,6 +439,9 @@ def test_stix_rerun_changed_and_local_path(source, harness, tmp_path):
     path.parent.mkdir()
     bundle["objects"] = bundle["objects"][:2]
     path.write_text(json.dumps(bundle))
+    # Another feed is another publisher: its copies are its own lineage, stored anew.
+    assert harness.run(kind="stix", name="dropped", url=str(path)) == counts(fetched=2,
+                                                                             created=2)
     assert harness.run(kind="stix", name="dropped", url=str(path)) == counts(fetched=2,
                                                                              unchanged=2)
 
@@ -528,7 +531,10 @@ def test_taxii_feed_resumes_and_never_fetches_twice(upstream, harness):
     basic = {**feed, "name": "upstream-basic", "username": "feeder", "password": PASSWORD}
     del basic["api_key"], basic["page_size"]
     result = harness.run(**basic)
-    assert result["fetched"] == total + 3 and result["created"] == 0
+    # Another feed is another publisher: the indicators become its own copies, while the
+    # upstream service's definitions (the same as ours) stay duplicates.
+    assert result["fetched"] == total + 3 and result["created"] == 6
+    assert result["unchanged"] == total + 3 - 6 and result["rejected"] == 0
 
 
 def test_taxii_feed_bad_credentials_and_options(upstream, harness):

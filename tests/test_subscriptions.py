@@ -186,6 +186,19 @@ def test_dead_letter_and_replay(live, env):
         api(live, "DELETE", f"subscriptions/{sub['id']}", "water")
 
 
+def test_only_the_owner_reaches_a_subscription_not_even_an_admin(live, env):
+    """Its webhook receives what the owner may see: nobody else may read or redirect it."""
+    admin = live.add_principal("ops-admin", "--org", "Ops", "--tier", "public",
+                               "--sector", "energy", "--role", "admin")["api_key"]
+    sub = api(live, "POST", "subscriptions", "water", json={"name": "mine"}).json()
+    for method, kwargs in (("GET", {}), ("PATCH", {"json": {"paused": True}}),
+                           ("DELETE", {})):
+        response = requests.request(method, f"{live.base}/api/v1/subscriptions/{sub['id']}",
+                                    headers={"Authorization": f"Bearer {admin}"}, timeout=10,
+                                    **kwargs)
+        assert response.status_code == 404, method
+
+
 def test_nothing_is_lost_across_a_service_restart(env, live):
     receiver = Receiver(script=[503] * 100)
     restarted = None

@@ -346,6 +346,9 @@ def test_post_errors(live):
     assert broken.status_code == 400
     not_envelope = http(live, "POST", path, headers={"Content-Type": TAXII}, data="[1, 2]")
     assert not_envelope.status_code == 422
+    deep = http(live, "POST", path, headers={"Content-Type": TAXII},
+                data="[" * 30_000 + "]" * 30_000)
+    assert deep.status_code == 400
     read_only = http(live, "POST", f"collections/{ALL}/objects/",
                      headers={"Content-Type": TAXII}, data=body)
     assert read_only.status_code == 403
@@ -387,19 +390,29 @@ def test_healthz(live):
 
 
 def test_nobody_adds_versions_to_someone_elses_object(live):
+    """Versions are per publisher: a second partner re-using an id starts its own lineage
+    and neither replaces the first one's object nor learns that it exists."""
     mine = indicator("192.0.2.150")
     post(live, [mine], "water")
     hijack = mine | {"modified": "2030-01-01T00:00:00.000Z", "pattern":
                      "[ipv4-addr:value = '198.51.100.66']"}
     status = post(live, [hijack], "water2")
-    assert status["failure_count"] == 1 and "another publisher" in status["failures"][0][
-        "message"]
-    served = http(live, "GET", f"collections/{ALL}/objects/{mine['id']}/", "water").json()
-    assert served["objects"][0]["modified"] == mine["modified"]
-    tlp = {"type": "marking-definition", "spec_version": "2.1",
-           "id": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
-           "created": "2030-01-01T00:00:00.000Z", "name": "TLP:FAKE",
-           "definition_type": "statement", "definition": {"statement": "mine now"}}
-    assert post(live, [tlp], "water")["failure_count"] == 1
+    assert status["success_count"] == 1 and "failures" not in status
+    again = post(live, [mine], "water2")  # a copy of water's version: new to water2
+    assert again["success_count"] == 1 and "message" not in again["successes"][0]
+    served = http(live, "GET", f"collections/{ALL}/objects/{mine['id']}/versions/", "water")
+    assert mine["modified"] in served.json()["versions"]
     own = post(live, [mine | {"modified": "2026-01-01T00:00:00.000Z"}], "water")
-    assert own["success_count"] == 1  # the owner may add versions
+    assert own["success_count"] == 1
+    latest = http(live, "GET", f"collections/{ALL}/objects/{mine['id']}/", "water").json()
+    assert "2026-01-01T00:00:00.000Z" in {o["modified"] for o in latest["objects"]}
+
+
+def test_the_services_definitions_cannot_be_republished(live):
+    fake = {"type": "marking-definition", "spec_version": "2.1",
+            "id": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
+            "created": "2030-01-01T00:00:00.000Z", "name": "TLP:FAKE",
+            "definition_type": "statement", "definition": {"statement": "mine now"}}
+    status = post(live, [fake], "water")
+    assert status["failure_count"] == 1
+    assert "service's own definitions" in status["failures"][0]["message"]

@@ -189,8 +189,11 @@ def test_hashes_are_salted():
     assert passwords.hash_secret("same", 10) != passwords.hash_secret("same", 10)
 
 
-def test_dummy_hash_matches_nothing_obvious():
-    assert not passwords.verify_secret("", passwords.DUMMY_HASH)
+def test_dummy_hash_matches_nothing_obvious_and_costs_what_real_ones_do():
+    dummy = passwords.dummy_hash(10)
+    assert not passwords.verify_secret("", dummy)
+    assert dummy.split("$")[1] == "10"  # same cost as the configured hashes
+    assert passwords.dummy_hash(10) == dummy
 
 
 @pytest.mark.parametrize("stored", [

@@ -10,6 +10,7 @@ from ..notices import KINDS
 from ..schemas import load_bulletin
 from ..store import notices as notice_store
 from ..store.engine import read
+from .body import json_object
 from .errors import ApiError, render
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -34,14 +35,6 @@ def _require_publisher() -> None:
         raise ApiError(403, "forbidden", "publishing needs the publisher or admin role")
 
 
-def _json_body() -> object:
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "invalid JSON", "send the bulletin as a JSON object with "
-                       "Content-Type: application/json")
-    return data
-
-
 def _published(result: publish.Published, status: int):
     response = jsonify({"id": result.report_id, "version": result.version,
                         "objects": result.object_ids, "stored": result.stored,
@@ -54,7 +47,7 @@ def _published(result: publish.Published, status: int):
 def create_bulletin():
     _require_publisher()
     try:
-        notice = load_bulletin(_json_body(), _svc().settings.compartments)
+        notice = load_bulletin(json_object("bulletin"), _svc().settings.compartments)
     except ValidationError as exc:
         raise ApiError(400, "invalid bulletin", "see fields", fields=exc.messages) from None
     _may_update(notice)
@@ -73,11 +66,6 @@ def _may_update(notice) -> None:
     if not visible:
         raise ApiError(409, "source_id unavailable",
                        "choose another source_id; this one cannot be updated by you")
-
-
-@bp.errorhandler(publish.IdConflict)
-def _id_conflict(exc: publish.IdConflict):
-    return render(ApiError(409, "id conflict", str(exc)))
 
 
 @bp.get("/bulletins")

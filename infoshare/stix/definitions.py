@@ -96,3 +96,10 @@ def service_objects(name: str, compartments: Mapping[str, str]) -> tuple[list[di
     own += [sector_identity(code) for code in sectors.CODES]
     own += [markings.compartment_marking(n, s) for n, s in sorted(compartments.items())]
     return own, [markings.tlp_marking(level) for level in tiers.TLP_LEVELS]
+
+
+def reserved(name: str, compartments: Mapping[str, str]) -> dict[str, dict]:
+    """The definitions every collection carries, by id, unsigned: nobody else may publish
+    under these ids, or a reader would meet two different TLP:RED definitions with one id."""
+    own, oasis = service_objects(name, compartments)
+    return {o["id"]: o for o in [*own, *oasis]}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .engine import write
-from .schema import metadata, schema_info, store_clock
+from .schema import metadata, objects, principals, schema_info, store_clock
 
 
 def _initial(conn: Connection) -> None:
@@ -37,7 +37,46 @@ def _object_origin(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE objects ADD COLUMN origin VARCHAR(120)"))
 
 
-MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin)
+def _lineage_per_origin(conn: Connection) -> None:
+    """Versions become unique per (id, origin, version) instead of (id, version)."""
+    conn.execute(sa.text("UPDATE objects SET origin = 'service' WHERE origin IS NULL"))
+    constraints = {c["name"] for c in sa.inspect(conn).get_unique_constraints("objects")}
+    if "uq_objects_id_version" in constraints:
+        if conn.dialect.name == "sqlite":
+            _rebuild_sqlite_objects(conn)
+        else:
+            conn.execute(sa.text("ALTER TABLE objects DROP CONSTRAINT uq_objects_id_version"))
+            conn.execute(sa.text("ALTER TABLE objects ALTER COLUMN origin SET DEFAULT "
+                                 "'service', ALTER COLUMN origin SET NOT NULL"))
+    for index in objects.indexes:
+        index.create(conn, checkfirst=True)
+
+
+def _rebuild_sqlite_objects(conn: Connection) -> None:
+    """SQLite cannot drop a table constraint: copy the table into the new definition.
+
+    Dropping the old table cascades to the rows that reference it, so those are kept
+    aside and put back.
+    """
+    children = ("object_compartments", "object_recipients")
+    for child in children:
+        conn.execute(sa.text(f"CREATE TEMP TABLE keep_{child} AS SELECT * FROM {child}"))
+    scratch = sa.MetaData()
+    principals.to_metadata(scratch)  # for the submitted_by foreign key
+    new = objects.to_metadata(scratch, name="objects_rebuilt")
+    conn.execute(sa.schema.CreateTable(new))
+    columns = ", ".join(c.name for c in objects.columns)
+    conn.execute(sa.text(f"INSERT INTO objects_rebuilt ({columns}) SELECT {columns} "
+                         "FROM objects"))
+    conn.execute(sa.text("DROP TABLE objects"))
+    conn.execute(sa.text("ALTER TABLE objects_rebuilt RENAME TO objects"))
+    for child in children:
+        conn.execute(sa.text(f"INSERT INTO {child} SELECT * FROM keep_{child}"))
+        conn.execute(sa.text(f"DROP TABLE keep_{child}"))
+
+
+MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
+              _lineage_per_origin)
 
 
 def current_version(engine: Engine) -> int:

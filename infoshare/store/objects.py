@@ -78,13 +78,16 @@ def _reserve(conn: Connection, count: int) -> int:
 def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | None]:
     """Store new versions; for each item its date_added, or None if that version existed.
 
+    Versions form one lineage per (origin, id): a publisher adds versions to its own
+    objects only, and what others stored under the same id is neither replaced nor
+    revealed (a re-sent version is a duplicate only within the sender's own lineage).
     Call inside store.write(); takes the store lock itself.
     """
     lock(conn)
     known = _known_versions(conn, {item.id for item in items})
     fresh_at: list[int] = []
     for index, item in enumerate(items):
-        versions = known.setdefault(item.id, set())
+        versions = known.setdefault((item.origin, item.id), set())
         # An object without created/modified (an SCO) has one version: its first arrival.
         duplicate = bool(versions) if item.version_us is None else item.version_us in versions
         if not duplicate:
@@ -105,46 +108,33 @@ def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | None]:
 def _stamp_versionless(item: NewObject, date_added: int, known) -> NewObject:
     if item.version_us is not None:
         return item
-    known[item.id] = {date_added}
+    known[(item.origin, item.id)] = {date_added}
     return replace(item, version_us=date_added, version=timestamps.format_us(date_added))
 
 
-@dataclass
-class Stored:
-    owners: set[str]  # "service" for rows without an origin
-    versions: set[int]
-
-
-def stored(conn: Connection, ids: Sequence[str]) -> dict[str, Stored]:
-    """Who owns each stored id, and which versions of it exist."""
-    found: dict[str, Stored] = {}
-    id_list = sorted(set(ids))
-    for start in range(0, len(id_list), _CHUNK):
-        query = sa.select(objects.c.id, objects.c.origin, objects.c.version_us).where(
-            objects.c.id.in_(id_list[start:start + _CHUNK]))
-        for object_id, origin, version_us in conn.execute(query):
-            entry = found.setdefault(object_id, Stored(set(), set()))
-            entry.owners.add(origin or "service")
-            entry.versions.add(version_us)
-    return found
-
-
-def _known_versions(conn: Connection, ids: set[str]) -> dict[str, set[int]]:
-    known: dict[str, set[int]] = {}
+def _known_versions(conn: Connection, ids: set[str]) -> dict[tuple[str, str], set[int]]:
+    """(origin, id) -> stored version_us values."""
+    known: dict[tuple[str, str], set[int]] = {}
     id_list = sorted(ids)
     for start in range(0, len(id_list), _CHUNK):
         chunk = id_list[start:start + _CHUNK]
-        query = sa.select(objects.c.id, objects.c.version_us).where(objects.c.id.in_(chunk))
-        for object_id, version_us in conn.execute(query):
-            known.setdefault(object_id, set()).add(version_us)
+        query = sa.select(objects.c.origin, objects.c.id, objects.c.version_us).where(
+            objects.c.id.in_(chunk))
+        for origin, object_id, version_us in conn.execute(query):
+            known.setdefault((origin, object_id), set()).add(version_us)
     return known
 
 
+def existing_ids(conn: Connection, origin: str, ids: Sequence[str]) -> set[str]:
+    """The ids of `ids` that `origin` has stored before."""
+    return {i for (o, i), v in _known_versions(conn, set(ids)).items() if o == origin and v}
+
+
 def _insert_rows(conn, fresh, dates_added, known) -> None:
-    latest = {object_id: max(v) for object_id, v in known.items() if v}
-    first = {object_id: min(v) for object_id, v in known.items() if v}
-    rows = [_row(item, date_added, item.version_us == latest[item.id],
-                 item.version_us == first[item.id])
+    latest = {key: max(v) for key, v in known.items() if v}
+    first = {key: min(v) for key, v in known.items() if v}
+    rows = [_row(item, date_added, item.version_us == latest[(item.origin, item.id)],
+                 item.version_us == first[(item.origin, item.id)])
             for item, date_added in zip(fresh, dates_added, strict=True)]
     _demote(conn, fresh, latest, "is_latest")
     _demote(conn, fresh, first, "is_first")
@@ -170,15 +160,21 @@ def _insert_rows(conn, fresh, dates_added, known) -> None:
         conn.execute(object_recipients.insert(), recipients)
 
 
-def _demote(conn, fresh, extreme: dict[str, int], flag: str) -> None:
-    """Clear `flag` on the stored versions of ids where a new version takes it over.
+def _demote(conn, fresh, extreme: dict[tuple[str, str], int], flag: str) -> None:
+    """Clear `flag` on the stored versions of lineages where a new version takes it over.
 
-    Filtering on the id alone keeps this on the (id, version) index.
+    Filtering on id (then origin) keeps this on the (id, origin, version) index.
     """
-    ids = sorted({item.id for item in fresh if item.version_us == extreme[item.id]})
-    for start in range(0, len(ids), _CHUNK):
-        conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]))
-                     .values({flag: False}))
+    keys = sorted({(item.origin, item.id) for item in fresh
+                   if item.version_us == extreme[(item.origin, item.id)]})
+    by_origin: dict[str, list[str]] = {}
+    for origin, object_id in keys:
+        by_origin.setdefault(origin, []).append(object_id)
+    for origin, ids in by_origin.items():
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]),
+                                                objects.c.origin == origin)
+                         .values({flag: False}))
 
 
 def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> dict:
@@ -201,26 +197,26 @@ def delete(conn: Connection, pks: Sequence[int]) -> int:
     """Remove versions by pk and repair the first/last flags of what remains."""
     if not pks:
         return 0
-    doomed = list(conn.execute(sa.select(objects.c.id, objects.c.date_added)
+    doomed = list(conn.execute(sa.select(objects.c.id, objects.c.origin, objects.c.date_added)
                                .where(objects.c.pk.in_(pks))))
-    ids = sorted({r.id for r in doomed})
+    lineages = sorted({(r.origin, r.id) for r in doomed})
     for table in (object_compartments, object_recipients):
         conn.execute(table.delete().where(table.c.object_pk.in_(pks)))
     conn.execute(subscription_objects.delete().where(
         subscription_objects.c.date_added.in_([r.date_added for r in doomed])))
     count = conn.execute(objects.delete().where(objects.c.pk.in_(pks))).rowcount
-    for object_id in ids:
-        _refresh_flags(conn, object_id)
+    for origin, object_id in lineages:
+        _refresh_flags(conn, origin, object_id)
     return count
 
 
-def _refresh_flags(conn: Connection, object_id: str) -> None:
+def _refresh_flags(conn: Connection, origin: str, object_id: str) -> None:
+    lineage = (objects.c.id == object_id, objects.c.origin == origin)
     bounds = conn.execute(sa.select(sa.func.min(objects.c.version_us),
-                                    sa.func.max(objects.c.version_us))
-                          .where(objects.c.id == object_id)).one()
+                                    sa.func.max(objects.c.version_us)).where(*lineage)).one()
     if bounds[0] is None:
         return
-    conn.execute(objects.update().where(objects.c.id == object_id).values(
+    conn.execute(objects.update().where(*lineage).values(
         is_first=objects.c.version_us == bounds[0],
         is_latest=objects.c.version_us == bounds[1],
     ))
@@ -328,12 +324,13 @@ def count(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(objects)).scalar_one()
 
 
-def latest_raw(conn: Connection, ids: Sequence[str]) -> dict[str, bytes]:
-    """The stored bytes of the latest version of each id that exists (write path only)."""
+def latest_raw(conn: Connection, ids: Sequence[str], origin: str = "service"
+               ) -> dict[str, bytes]:
+    """The stored bytes of the latest version of each of `origin`'s ids (write path)."""
     found: dict[str, bytes] = {}
     id_list = sorted(set(ids))
     for start in range(0, len(id_list), _CHUNK):
         query = sa.select(objects.c.id, objects.c.raw, objects.c.is_latest).where(
-            objects.c.id.in_(id_list[start:start + _CHUNK]))
+            objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.origin == origin)
         found.update((row.id, row.raw) for row in conn.execute(query) if row.is_latest)
     return found

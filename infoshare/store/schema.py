@@ -75,15 +75,16 @@ objects = sa.Table(
     sa.Column("has_recipients", sa.Boolean, nullable=False),
     # Where it came from: None for the service's own, else the submitting principal.
     sa.Column("submitted_by", sa.BigInteger, sa.ForeignKey("principals.pk")),
-    # Who owns the id: "service", "feed:<name>" or "principal:<id>" (NULL: service). Only
-    # the owner may add versions, so nobody can shadow another publisher's object.
-    sa.Column("origin", sa.String(120)),
+    # Whose lineage this version belongs to: "service", "feed:<name>" or "principal:<id>".
+    # Versions (and first/last) are per (origin, id), so nobody can add a version to, or
+    # learn of, an object someone else stored under the same id.
+    sa.Column("origin", sa.String(120), nullable=False, server_default="service"),
     # For "submitted" collections: the collection it was posted into.
     sa.Column("collection_id", sa.String(64)),
     # The service's own definitions (markings, extension definitions, its identity) that
     # every collection carries so that its content can be read and verified.
     sa.Column("everywhere", sa.Boolean, nullable=False, default=False),
-    sa.UniqueConstraint("id", "version_us", name="uq_objects_id_version"),
+    sa.Index("uq_objects_id_origin_version", "id", "origin", "version_us", unique=True),
     sa.Index("ix_objects_date_added", "date_added", unique=True),
     # Partial: only "latest" reads use it, and a planner cannot mistake it for a way to
     # find an id (a plain (is_latest, date_added) index made SQLite scan every latest row

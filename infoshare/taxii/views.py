@@ -94,7 +94,7 @@ def status(api_root: str, status_id: str) -> Response:
     _api_root(api_root)
     with read(_svc().engine) as conn:
         row = status_store.get(conn, status_id)
-    if row is None or (row.principal_pk != g.principal.pk and not g.principal.has_role("admin")):
+    if row is None or row.principal_pk != g.principal.pk:  # its details name the objects
         raise not_found(f"no status {status_id!r}")
     return responses.taxii_json(responses.status(row))
 
@@ -233,6 +233,8 @@ def _envelope_objects(data: bytes) -> list:
         envelope = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request("the body nests too deeply to be a STIX envelope") from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
         raise TaxiiError(422, "Unprocessable envelope",
                          'expected a TAXII envelope: {"objects": [ ... ]}')
@@ -260,10 +262,11 @@ def delete_object(api_root: str, collection_id: str, object_id: str) -> Response
         rows = object_store.visible_versions(conn, g.principal, spec, object_id, query.filters)
         if not rows:
             raise not_found(f"no object {object_id!r} in this collection")
-        if not g.principal.has_role("admin") and any(
-                r.submitted_by != g.principal.pk for r in rows):
-            raise TaxiiError(403, "Forbidden", "only an admin may delete objects that "
-                                               "another principal submitted")
+        if not g.principal.has_role("admin"):
+            rows = [r for r in rows if r.submitted_by == g.principal.pk]
+            if not rows:
+                raise TaxiiError(403, "Forbidden", "only an admin may delete objects that "
+                                                   "another principal submitted")
         object_store.delete(conn, [r.pk for r in rows])
         audit.record(conn, g.principal.name, "delete", object_id, collection=spec.alias,
                      versions=len(rows))

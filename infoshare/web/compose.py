@@ -82,12 +82,7 @@ def _source_id_taken(source_id: str | None) -> dict[str, list[str]]:
 
 def _publish(notice: notices.Notice, row):
     s = svc()
-    try:
-        result = publish.publish_notice(s.engine, s.signer(), s.settings.tiers, notice,
-                                        principal())
-    except publish.IdConflict as exc:
-        flash(f"Not published: {exc}", "error")
-        return redirect(request.url)
+    result = publish.publish_notice(s.engine, s.signer(), s.settings.tiers, notice, principal())
     if row is None:
         flash(f"Published, with {len(result.object_ids)} STIX objects.", "success")
     elif result.stored:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from .. import passwords
 from ..store import principals as principal_store
 from ..store.engine import read
 from . import identity
@@ -19,13 +18,12 @@ def verify(name: str, password: str) -> int | None:
     An unknown name costs the same slow hash check as a known one, so the time taken does
     not reveal which names exist.
     """
-    with read(svc().engine) as conn:
-        row = principal_store.by_name(conn, name)
-    stored = row.password_hash if row is not None and row.password_hash else None
-    ok = passwords.verify_secret(password, stored or passwords.DUMMY_HASH)
-    if not ok or stored is None or row.disabled:
+    pk = svc().authenticator.check_password(name, password)
+    if pk is None:
         return None
-    return row.pk
+    with read(svc().engine) as conn:
+        row = principal_store.by_pk(conn, pk)
+    return None if row is None or row.disabled else pk
 
 
 def safe_next(target: str | None) -> str:
