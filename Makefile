@@ -22,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(BIN)/infoshare init
-	@echo "infoshare: serving http://$(HOST):$(PORT)/taxii2/ (Ctrl-C stops)"
+	@echo "infoshare: console http://$(HOST):$(PORT)/console/  TAXII http://$(HOST):$(PORT)/taxii2/  (Ctrl-C stops)"
 	$(BIN)/infoshare serve --host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's chromium, installed here when missing (as root only);
