@@ -166,7 +166,7 @@ def feed_collection(spec: FeedSpec) -> CollectionSpec:
 def _ingest(services, spec: FeedSpec, item: StixObjects, counts: dict, errors: list) -> None:
     outcomes = publish.ingest(services.engine, services.settings, feed_collection(spec), None,
                               item.objects, actor=f"feed:{spec.name}",
-                              sector_codes=spec.sectors)
+                              sector_codes=spec.sectors, keys=services.keyring.public_keys())
     for outcome in outcomes:
         if outcome.stored:
             counts["updated" if outcome.new_version else "created"] += 1

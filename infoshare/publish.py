@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Engine
 
 from distribution import routing
@@ -73,8 +74,13 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
 
 def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
            submitter: access.Principal | None, received: Sequence[object],
-           actor: str | None = None, sector_codes: Sequence[str] = ()) -> list[Outcome]:
-    """Validate and store third-party objects; one Outcome per received object, in order."""
+           actor: str | None = None, sector_codes: Sequence[str] = (),
+           keys: Mapping[str, Ed25519PublicKey] | None = None) -> list[Outcome]:
+    """Validate and store third-party objects; one Outcome per received object, in order.
+
+    An object carrying the service's signature extension is checked against `keys` (the
+    service's JWKS) and the result recorded with it and reported in its Outcome.
+    """
     default_tlp = collection.default_tlp or settings.taxii.default_tlp
     compartments = tuple(settings.compartments)
     origin = f"principal:{submitter.id}" if submitter else (actor or "service")
@@ -93,6 +99,7 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
             continue
         outcomes.append(None)
         batch_at.append(index)
+        signature = _signature_check(obj, keys or {})
         batch.append(object_store.NewObject(
             id=checked.id, type=checked.type, spec_version=checked.spec_version,
             version=checked.version, version_us=checked.version_us,
@@ -101,7 +108,7 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
                                            sector_codes),
             submitted_by=submitter.pk if submitter else None,
             collection_id=collection.id if collection.kind == "submitted" else None,
-            origin=origin,
+            origin=origin, signature=signature,
         ))
     if batch:
         with write(engine) as conn:
@@ -114,11 +121,13 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
                          ids=[i.id for i, a in zip(batch, added, strict=True) if a][:100])
         for index, item, date_added in zip(batch_at, batch, added, strict=True):
             version = item.version or (timestamps.format_us(date_added) if date_added else "")
+            message = "" if date_added else "this version was stored already"
+            if item.signature:
+                message = "; ".join(filter(None, [message, f"signature: {item.signature}"]))
             outcomes[index] = Outcome(
                 item.id, version, stored=date_added is not None,
                 duplicate=date_added is None, new_version=bool(date_added)
-                and item.id in existing,
-                message="" if date_added else "this version was stored already")
+                and item.id in existing, message=message)
     return [o for o in outcomes if o is not None]
 
 
@@ -134,6 +143,13 @@ def _groups_of_received(batch, added, received, batch_at) -> list[routing.Group]
         groups.setdefault(key, []).append((date_added, item.type))
     return [routing.Group(audience, None, 0, labels, tuple(objs))
             for (audience, labels), objs in groups.items()]
+
+
+def _signature_check(obj: dict, keys: Mapping[str, Ed25519PublicKey]) -> str | None:
+    """verified | bad | unknown-key for an object carrying our signature extension."""
+    if signed.signature_of(obj) is None:
+        return None
+    return signed.verify(obj, keys.get).status
 
 
 def _own_definition(obj: dict, checked, ours: dict) -> Outcome:

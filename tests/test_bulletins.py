@@ -365,3 +365,23 @@ def test_a_source_id_the_publisher_cannot_see_is_not_updated(svc):
         "source_id": "hidden-1"}, headers={"Authorization": f"Bearer {other_key}"})
     assert other.status_code == 409, other.text
     assert svc.api("GET", f"bulletins/{hidden['id']}").json()["title"] == "red"
+
+
+def test_a_resubmitted_service_object_is_checked_against_the_service_keys(svc):
+    """DESIGN: third-party objects are stored as received; where they carry a signature the
+    service knows, it records whether it verified."""
+    published = svc.publish(bulletin(title="echo"), expect=201)
+    indicator_id = next(i for i in published["objects"] if i.startswith("indicator--"))
+    original = svc.taxii(f"collections/{ALL}/objects/{indicator_id}/").json()["objects"][0]
+    tampered = original | {"description": "changed on the way"}
+    reporter = svc.server.add_principal("echoer", "--org", "Echo", "--tier", "member",
+                                        "--sector", "water", "--role", "publisher")["api_key"]
+    response = requests.post(
+        f"{svc.server.api_root}collections/f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a04/objects/",
+        data=json.dumps({"objects": [original, tampered | {"id": original["id"].replace(
+            original["id"][-4:], "0000")}]}),
+        timeout=30, headers={"Authorization": f"Bearer {reporter}", "Accept": TAXII,
+                             "Content-Type": TAXII})
+    messages = [s.get("message", "") for s in response.json()["successes"]]
+    assert "signature: verified" in messages[0]
+    assert "signature: bad" in messages[1]

@@ -17,19 +17,21 @@ from infoshare.store.schema import object_compartments, objects
 
 def _make_version_4(engine) -> None:
     """Turn a current store back into the version-4 shape: UNIQUE (id, version_us) as a
-    table constraint and a nullable origin."""
+    table constraint, a nullable origin and no signature column."""
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             ddl = conn.exec_driver_sql(
                 "SELECT sql FROM sqlite_master WHERE name = 'objects'").scalar()
             ddl = ddl.replace("origin VARCHAR(120) DEFAULT 'service' NOT NULL",
-                              "origin VARCHAR(120)")
+                              "origin VARCHAR(120)").replace("signature VARCHAR(16), ", "")
+            assert "signature" not in ddl
             ddl = ddl.rstrip().rstrip(")") + (
                 ", CONSTRAINT uq_objects_id_version UNIQUE (id, version_us))")
             conn.exec_driver_sql("DROP TABLE objects")
             conn.exec_driver_sql(ddl)
         else:
             conn.exec_driver_sql("DROP INDEX uq_objects_id_origin_version")
+            conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN signature")
             conn.exec_driver_sql("ALTER TABLE objects ALTER COLUMN origin DROP NOT NULL, "
                                  "ALTER COLUMN origin DROP DEFAULT")
             conn.exec_driver_sql("ALTER TABLE objects ADD CONSTRAINT uq_objects_id_version "
@@ -46,15 +48,23 @@ def _old_row(pk: int, object_id: str) -> dict:
             "everywhere": False, "origin": None}
 
 
+def _insert_old(conn, row: dict):
+    """Insert through plain SQL: the version-4 table has no signature column."""
+    names = list(row)
+    return conn.execute(sa.text(f"INSERT INTO objects ({', '.join(names)}) VALUES "
+                                f"({', '.join(':' + n for n in names)})"), row)
+
+
 def test_upgrade_from_version_4_keeps_rows_and_allows_lineages(database_url):
     engine = connect_engine(database_url)
     migrate.upgrade(engine)
     _make_version_4(engine)
     ids = [f"indicator--{uuid.uuid4()}" for _ in range(2)]
     with engine.begin() as conn:
-        first = conn.execute(objects.insert().values(_old_row(1, ids[0]))).inserted_primary_key
-        conn.execute(objects.insert().values(_old_row(2, ids[1])))
-        conn.execute(object_compartments.insert().values(object_pk=first[0], name="LES"))
+        _insert_old(conn, _old_row(1, ids[0]))
+        _insert_old(conn, _old_row(2, ids[1]))
+        first = conn.execute(sa.text("SELECT pk FROM objects WHERE id = :i"), {"i": ids[0]})
+        conn.execute(object_compartments.insert().values(object_pk=first.scalar(), name="LES"))
     assert migrate.upgrade(engine) == (4, len(migrate.MIGRATIONS))
     assert migrate.upgrade(engine) == (len(migrate.MIGRATIONS), len(migrate.MIGRATIONS))
     with read(engine) as conn:

@@ -65,7 +65,8 @@ def _rebuild_sqlite_objects(conn: Connection) -> None:
     principals.to_metadata(scratch)  # for the submitted_by foreign key
     new = objects.to_metadata(scratch, name="objects_rebuilt")
     conn.execute(sa.schema.CreateTable(new))
-    columns = ", ".join(c.name for c in objects.columns)
+    present = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
+    columns = ", ".join(c.name for c in objects.columns if c.name in present)
     conn.execute(sa.text(f"INSERT INTO objects_rebuilt ({columns}) SELECT {columns} "
                          "FROM objects"))
     conn.execute(sa.text("DROP TABLE objects"))
@@ -75,8 +76,15 @@ def _rebuild_sqlite_objects(conn: Connection) -> None:
         conn.execute(sa.text(f"DROP TABLE keep_{child}"))
 
 
+def _signature_column(conn: Connection) -> None:
+    """objects.signature: what checking a third-party object's signature found."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
+    if "signature" not in columns:
+        conn.execute(sa.text("ALTER TABLE objects ADD COLUMN signature VARCHAR(16)"))
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
-              _lineage_per_origin)
+              _lineage_per_origin, _signature_column)
 
 
 def current_version(engine: Engine) -> int:

@@ -40,6 +40,7 @@ class NewObject:
     collection_id: str | None = None
     everywhere: bool = False
     origin: str = "service"
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> d
         "has_compartments": bool(audience.compartments),
         "has_recipients": bool(audience.recipient_orgs or audience.recipient_principals),
         "submitted_by": item.submitted_by, "collection_id": item.collection_id,
-        "origin": item.origin,
+        "origin": item.origin, "signature": item.signature,
         "everywhere": item.everywhere,
     }
 

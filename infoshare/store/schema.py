@@ -79,6 +79,9 @@ objects = sa.Table(
     # Versions (and first/last) are per (origin, id), so nobody can add a version to, or
     # learn of, an object someone else stored under the same id.
     sa.Column("origin", sa.String(120), nullable=False, server_default="service"),
+    # For a third-party object carrying the service's signature extension: whether it
+    # verified against the service's keys (verified | bad | unknown-key); else NULL.
+    sa.Column("signature", sa.String(16)),
     # For "submitted" collections: the collection it was posted into.
     sa.Column("collection_id", sa.String(64)),
     # The service's own definitions (markings, extension definitions, its identity) that

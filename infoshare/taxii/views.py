@@ -214,7 +214,8 @@ def add_objects(api_root: str, collection_id: str) -> Response:
         raise TaxiiError(415, "Unsupported media type", f"send the envelope as {TAXII}")
     received = _envelope_objects(request.get_data())
     request_us = timestamps.now_us()
-    outcomes = publish.ingest(svc.engine, svc.settings, spec, g.principal, received)
+    outcomes = publish.ingest(svc.engine, svc.settings, spec, g.principal, received,
+                              keys=svc.keyring.public_keys())
     status_id = str(uuid.uuid4())
     retention_us = svc.settings.taxii.status_retention_hours * 3_600_000_000
     with write(svc.engine) as conn:
