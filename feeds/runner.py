@@ -19,7 +19,7 @@ from infoshare.store import leases
 from infoshare.store.engine import read, write
 
 from . import registry
-from .base import Context, FeedError, Fetched, ItemError, StixObjects
+from .base import Context, FeedError, ItemError, StixObjects
 from .http import Fetcher
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,3 @@ def describe(spec: FeedSpec, state) -> dict:
         "last_error": state.last_error if state else None,
         "errors": list(state.errors) if state else [],
     }
-
-
-__all__ = ["run_feed", "status", "FeedBusy", "Fetched"]

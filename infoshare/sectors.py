@@ -65,17 +65,3 @@ def mask(codes: Iterable[str]) -> int:
 
 def codes(mask_value: int) -> list[str]:
     return [c for i, c in enumerate(CODES) if mask_value & (1 << i)]
-
-
-def from_industry_sectors(values: Iterable[str]) -> int:
-    """Mask of the sectors whose STIX industry-sector-ov values appear in `values`.
-
-    Used for third-party objects, which name sectors in STIX vocabulary, not our codes.
-    A value shared by two sectors (utilities) selects both.
-    """
-    wanted = set(values)
-    value = 0
-    for i, sector in enumerate(SECTORS):
-        if sector.code in wanted or wanted.intersection(sector.industry_sectors):
-            value |= 1 << i
-    return value

@@ -120,13 +120,6 @@ def test_unknown_sector():
     assert isinstance(info.value, ValueError)
 
 
-def test_from_industry_sectors():
-    assert sectors.from_industry_sectors(["telecommunications"]) == sectors.bit("communications")
-    assert sectors.from_industry_sectors(["utilities"]) == sectors.mask(["energy", "water"])
-    assert sectors.from_industry_sectors(["water"]) == sectors.bit("water")
-    assert sectors.from_industry_sectors(["aerospace"]) == 0
-
-
 # --- tiers -------------------------------------------------------------------------------
 
 def test_tlp_ranks_are_ordered():

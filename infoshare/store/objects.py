@@ -335,10 +335,6 @@ def exists(conn: Connection, principal: access.Principal, spec: CollectionSpec,
     return conn.execute(query).first() is not None
 
 
-def count(conn: Connection) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(objects)).scalar_one()
-
-
 def latest_raw(conn: Connection, ids: Sequence[str], origin: str = "service"
                ) -> dict[str, bytes]:
     """The stored bytes of the latest version of each of `origin`'s ids (write path)."""
