@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from infoshare import publish
+from infoshare.installation import id_space
 from infoshare.notices import IndicatorSpec
 from infoshare.schemas import load_bulletin
 from infoshare.settings import load_settings
@@ -51,36 +52,37 @@ def bulk_notice(count: int):
     return replace(notice, indicators=specs, source_id="bulk")
 
 
-def bench_bulletins(engine, signer, count: int) -> dict:
+def bench_bulletins(engine, authority, count: int) -> dict:
     latencies = []
     start = time.perf_counter()
     for i in range(count):
         notice = load_bulletin(typical_bulletin(i), [])
         t0 = time.perf_counter()
-        publish.publish_notice(engine, signer, TIERS, notice)
+        publish.publish_notice(engine, authority, TIERS, notice)
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - start
     return {"bulletins": count, "bulletins_per_s": round(count / elapsed, 1),
             "objects_per_bulletin": len(publish.publish_notice(
-                engine, signer, TIERS, load_bulletin(typical_bulletin(0), [])).object_ids),
+                engine, authority, TIERS, load_bulletin(typical_bulletin(0), [])).object_ids),
             "publish_ms_p50": round(statistics.median(latencies) * 1000, 2)}
 
 
-def bench_bulk(engine, signer, count: int) -> dict:
+def bench_bulk(engine, authority, count: int) -> dict:
     notice = bulk_notice(count)
     start = time.perf_counter()
-    result = publish.publish_notice(engine, signer, TIERS, notice)
+    result = publish.publish_notice(engine, authority, TIERS, notice)
     elapsed = time.perf_counter() - start
     return {"indicators": count, "objects": result.stored,
             "objects_per_s": round(result.stored / elapsed, 1), "seconds": round(elapsed, 3)}
 
 
-def bench_sign_only(signer, count: int) -> float:
+def bench_sign_only(authority, count: int) -> float:
     """Signing alone (canonicalise + Ed25519) over the same converted objects."""
-    objs = convert.convert(bulk_notice(count), convert.Stamp("2026-01-01T00:00:00.000Z", {}))
+    objs = convert.convert(bulk_notice(count), convert.Stamp("2026-01-01T00:00:00.000Z", {}),
+                           authority.ids)
     start = time.perf_counter()
     for obj in objs:
-        signer.sign(signing_payload(obj))
+        authority.signer.sign(signing_payload(obj))
     return len(objs) / (time.perf_counter() - start)
 
 
@@ -109,11 +111,12 @@ def main() -> None:
         engine = connect_engine(settings.database_url)
         migrate.upgrade(engine)
         signer = KeyRing(Path(tmp)).signer()
+        authority = publish.Authority(signer, id_space(settings))
         print("publishing typical bulletins...", file=sys.stderr)
-        bulletins = bench_bulletins(engine, signer, args.bulletins)
+        bulletins = bench_bulletins(engine, authority, args.bulletins)
         print("publishing the bulk notice...", file=sys.stderr)
-        bulk = bench_bulk(engine, signer, args.bulk)
-        sign_rate = bench_sign_only(signer, args.bulk)
+        bulk = bench_bulk(engine, authority, args.bulk)
+        sign_rate = bench_sign_only(authority, args.bulk)
         stix2_rate = bench_stix2_build(min(args.bulk, 2000))
         engine.dispose()
     print(json.dumps({

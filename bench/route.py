@@ -24,6 +24,7 @@ from pathlib import Path
 
 from distribution import routing
 from infoshare import notices, publish, sectors
+from infoshare.installation import id_space
 from infoshare.schemas import load_bulletin, subscription_columns
 from infoshare.settings import load_settings
 from infoshare.signing.keys import KeyRing
@@ -107,7 +108,7 @@ def run_size(size: int, notice_count: int, database_url: str) -> dict:
         settings = load_settings()
         engine = connect_engine(settings.database_url)
         migrate.upgrade(engine)
-        signer = KeyRing(Path(tmp)).signer()
+        authority = publish.Authority(KeyRing(Path(tmp)).signer(), id_space(settings))
         owners = make_principals(engine, settings)
         add_subscriptions(engine, owners, size)
         timer = TimedRoute()
@@ -115,7 +116,7 @@ def run_size(size: int, notice_count: int, database_url: str) -> dict:
         try:
             for i in range(notice_count):
                 notice = load_bulletin(notice_document(i), [])
-                publish.publish_notice(engine, signer, settings.tiers, notice)
+                publish.publish_notice(engine, authority, settings.tiers, notice)
         finally:
             routing.route = timer.original
             engine.dispose()

@@ -153,7 +153,7 @@ def load(engine, n: int) -> dict:
         raw_bytes += sum(len(item.raw) for item in batch)
         with write(engine) as conn:
             added = object_store.insert(conn, batch)
-        if any(a is None for a in added):
+        if not all(isinstance(a, int) for a in added):
             raise RuntimeError("a generated object collided with a stored one")
         if (start // BATCH) % 20 == 19:
             log(f"  loaded {start + len(batch)}/{n}")

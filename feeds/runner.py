@@ -13,9 +13,9 @@ from dataclasses import replace
 from infoshare import publish, timestamps
 from infoshare.notices import Notice
 from infoshare.settings import CollectionSpec, FeedSpec
-from infoshare.stix import convert
 from infoshare.store import feeds as feed_store
 from infoshare.store import leases
+from infoshare.store import notices as notice_store
 from infoshare.store.engine import read, write
 
 from . import registry
@@ -108,7 +108,7 @@ def _publish_items(services, spec: FeedSpec, items: list, counts: dict, errors: 
     batch = [i for i in items if isinstance(i, Notice) and not i.revoked]
     for start in range(0, len(batch), BATCH):
         chunk = [replace(n, source=f"feed:{spec.name}") for n in batch[start:start + BATCH]]
-        results = publish.publish_notices(services.engine, services.signer(),
+        results = publish.publish_notices(services.engine, services.authority(),
                                           services.settings.tiers, chunk)
         for notice, result in zip(chunk, results, strict=True):
             ok &= _count(spec, notice, result, counts, errors)
@@ -148,12 +148,14 @@ def _failed(spec, label, exc: Exception, counts: dict, errors: list) -> None:
 def _publish_cancel(services, spec: FeedSpec, notice: Notice, counts: dict, errors) -> None:
     """A cancel revokes everything the original published, not only what it repeats."""
     notice = replace(notice, source=f"feed:{spec.name}")
-    try:
-        result = publish.revoke_notice(
-            services.engine, services.signer(), services.settings.tiers, None,
-            convert.report_id(notice), services.settings.compartments)
-    except publish.UnknownNotice:
-        result = publish.publish_notice(services.engine, services.signer(),
+    with read(services.engine) as conn:
+        row = notice_store.by_source(conn, notice.source, notice.org, notice.source_id)
+    if row is not None:
+        result = publish.revoke_notice(services.engine, services.authority(),
+                                       services.settings.tiers, None, row,
+                                       services.settings.compartments)
+    else:
+        result = publish.publish_notice(services.engine, services.authority(),
                                         services.settings.tiers, notice)
     _count(spec, notice, result, counts, errors)
 
@@ -164,7 +166,8 @@ def feed_collection(spec: FeedSpec) -> CollectionSpec:
 
 
 def _ingest(services, spec: FeedSpec, item: StixObjects, counts: dict, errors: list) -> None:
-    outcomes = publish.ingest(services.engine, services.settings, feed_collection(spec), None,
+    outcomes = publish.ingest(services.engine, services.settings, services.ids,
+                              feed_collection(spec), None,
                               item.objects, actor=f"feed:{spec.name}",
                               sector_codes=spec.sectors, keys=services.keyring.public_keys())
     for outcome in outcomes:

@@ -1,6 +1,6 @@
 """A STIX 2.1 bundle at a URL or a local path -> third-party objects, stored as received.
 
-The service never edits or re-signs someone else's objects (DESIGN.md), so this adapter
+The service never edits or re-signs someone else's objects (docs/ARCHITECTURE.md), so this adapter
 only checks that the document is a bundle and hands its objects to the runner, which
 validates each one through publish.ingest and reports the invalid ones as rejected. Objects
 go in chunks, each its own transaction, so one failing batch costs only that batch.

@@ -1,4 +1,4 @@
-"""The one place that decides who may see what (DESIGN.md, "Access").
+"""The one place that decides who may see what (docs/ARCHITECTURE.md, "Access").
 
 A principal sees an object only if all hold:
   1. the object is for all sectors, shares a sector with the principal, or the principal
@@ -7,10 +7,16 @@ A principal sees an object only if all hold:
   3. every compartment on the object is held by the principal;
   4. TLP:RED objects name the principal; TLP:AMBER+STRICT objects name its organisation.
 
+An id is seen through its latest version: a version is visible only when the principal may
+see both that version and the id's latest version. A bulletin narrowed to fewer readers
+(a new version for a smaller audience) so disappears, with its history, for those it no
+longer names, and widening it shows only the versions each reader was cleared for.
+
 The rule exists twice, in lock-step: `visible()` as a SQL predicate for every query, and
-`may_see()` as a Python function for objects already in hand (webhooks, tests). The
-property test in tests/ checks they agree. Marking definitions, extension definitions and
-the service identity are stored with an open audience (see `OPEN`), so they need no case.
+`may_see()` / `may_see_version()` as Python functions for objects already in hand
+(routing, tests). The property tests in tests/ check they agree. Marking definitions,
+extension definitions and the service identity are stored with an open audience (see
+`OPEN`), so they need no case.
 Building the predicate touches no database; it only composes an expression.
 """
 
@@ -85,8 +91,26 @@ def may_see(principal: Principal, audience: Audience) -> bool:
     return True
 
 
+def may_see_version(principal: Principal, audience: Audience, latest: Audience) -> bool:
+    """A version of an id, whose latest version is for `latest`."""
+    return may_see(principal, audience) and may_see(principal, latest)
+
+
 def visible(principal: Principal, table: sa.Table = objects) -> sa.ColumnElement[bool]:
-    """SQL form of `may_see` over rows of the objects table."""
+    """SQL form of `may_see_version` over rows of the objects table.
+
+    Reads of latest versions (the default) settle on the first branch; only reads of
+    older versions pay for the look-up of their id's latest version.
+    """
+    latest = objects.alias("latest")
+    return sa.and_(_may_see(principal, table), sa.or_(
+        table.c.is_latest,
+        sa.select(latest.c.pk).where(latest.c.id == table.c.id, latest.c.is_latest,
+                                     _may_see(principal, latest)).exists()))
+
+
+def _may_see(principal: Principal, table) -> sa.ColumnElement[bool]:
+    """SQL form of `may_see` over one row of the objects table (or an alias of it)."""
     conditions = [table.c.tlp_rank <= principal.max_rank]
     if not principal.all_sectors:
         conditions.append(sa.or_(
@@ -103,7 +127,7 @@ def visible(principal: Principal, table: sa.Table = objects) -> sa.ColumnElement
     return sa.and_(*conditions)
 
 
-def _foreign_compartment(principal: Principal, table: sa.Table) -> sa.Exists:
+def _foreign_compartment(principal: Principal, table) -> sa.Exists:
     """An object compartment the principal does not hold."""
     query = sa.select(object_compartments.c.object_pk).where(
         object_compartments.c.object_pk == table.c.pk
@@ -113,7 +137,7 @@ def _foreign_compartment(principal: Principal, table: sa.Table) -> sa.Exists:
     return query.exists()
 
 
-def _named(table: sa.Table, kind: str, name: str) -> sa.Exists:
+def _named(table, kind: str, name: str) -> sa.Exists:
     return sa.select(object_recipients.c.object_pk).where(
         object_recipients.c.object_pk == table.c.pk,
         object_recipients.c.kind == kind,

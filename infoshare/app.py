@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask, Response, request
@@ -18,8 +15,11 @@ from .api import bp as api_bp
 from .api.errors import ApiError
 from .api.errors import render as render_api
 from .authn import Authenticator
+from .installation import id_space, load_secret
+from .publish import Authority
 from .settings import Settings, load_settings
 from .signing.keys import KeyRing, Signer
+from .stix.ids import IdSpace
 from .store.engine import connect_engine
 from .taxii import bp as taxii_bp
 from .taxii.errors import TaxiiError, render
@@ -35,6 +35,7 @@ class Services:
     authenticator: Authenticator
     secret: bytes
     keyring: KeyRing
+    ids: IdSpace
     _signer: Signer | None = None
 
     def signer(self) -> Signer:
@@ -43,22 +44,9 @@ class Services:
             self._signer = self.keyring.signer()
         return self._signer
 
-
-def load_secret(settings: Settings) -> bytes:
-    """The configured secret, else <data_dir>/secret.key, created once with mode 0600."""
-    if settings.secret_key:
-        return settings.secret_key.encode()
-    path = Path(settings.data_dir) / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another worker won the race
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    def authority(self) -> Authority:
+        """What the service publishes with: its id space and its active key."""
+        return Authority(self.signer(), self.ids)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -82,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         authenticator=Authenticator(engine, settings.tiers, settings.auth.key_cache_seconds,
                                     settings.auth.scrypt_log2_n),
         keyring=KeyRing(settings.data_dir, settings.key_passphrase),
+        ids=id_space(settings),
     )
     app.register_blueprint(taxii_bp)
     app.register_blueprint(api_bp)

@@ -74,11 +74,12 @@ def db_upgrade() -> None:
 
 
 def _prepare(settings):
+    from .installation import InstallationError
     from .signing.keys import KeyringError
 
     try:
         return prepare(settings)
-    except KeyringError as exc:
+    except (KeyringError, InstallationError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -225,9 +226,9 @@ def publish_command(source: str) -> None:
             notices.append(load_bulletin(document, svc.settings.compartments))
         except ValidationError as exc:
             raise click.ClickException(f"bulletin {index}: {json.dumps(exc.messages)}") from None
-    signer = _signer(svc)
+    authority = publish.Authority(_signer(svc), svc.ids)
     for notice in notices:
-        result = publish.publish_notice(svc.engine, signer, svc.settings.tiers, notice)
+        result = publish.publish_notice(svc.engine, authority, svc.settings.tiers, notice)
         click.echo(json.dumps({"id": result.report_id, "version": result.version,
                                "objects": len(result.object_ids), "stored": result.stored,
                                "unchanged": result.unchanged}))

@@ -65,6 +65,9 @@ class Notice:
     references: tuple[str, ...] = ()  # URLs
     labels: tuple[str, ...] = ()
     source: str = "bulletin"  # who issued it: "bulletin", or a feed name
+    # The organisation a bulletin belongs to ("" for the service's own: feeds, the CLI).
+    # source_ids are per organisation, and so are the STIX ids made from them.
+    org: str = ""
     source_id: str | None = None  # the source's own id: same id, same STIX ids
     revoked: bool = False
     extra: dict = field(default_factory=dict, compare=False)  # source-specific facts

@@ -1,4 +1,4 @@
-"""The one write path (DESIGN.md, "The one path of data").
+"""The one write path (docs/ARCHITECTURE.md, "The one path of data").
 
 Everything that enters the store comes through here, inside one transaction per call: a
 crash leaves all of a call's objects or none. Two entries, one store:
@@ -28,6 +28,7 @@ from .settings import CollectionSpec, Settings
 from .signing import objects as signed
 from .signing.keys import Signer
 from .stix import convert, definitions, markings
+from .stix.ids import IdSpace
 from .stix.validate import InvalidObject, check
 from .store import audit
 from .store import notices as notice_store
@@ -72,11 +73,15 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
     )
 
 
-def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
+def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: CollectionSpec,
            submitter: access.Principal | None, received: Sequence[object],
            actor: str | None = None, sector_codes: Sequence[str] = (),
            keys: Mapping[str, Ed25519PublicKey] | None = None) -> list[Outcome]:
     """Validate and store third-party objects; one Outcome per received object, in order.
+
+    An id belongs to whoever stored it first (store/objects.py): an object under an id
+    another origin owns is a failure, worded the same whether or not the submitter may
+    see the owner's object.
 
     An object carrying the service's signature extension is checked against `keys` (the
     service's JWKS) and the result recorded with it and reported in its Outcome.
@@ -87,13 +92,14 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
     outcomes: list[Outcome | None] = []
     batch: list[object_store.NewObject] = []
     batch_at: list[int] = []
-    reserved = definitions.reserved(settings.taxii.title, settings.compartments)
+    reserved = definitions.reserved(settings.taxii.title, settings.compartments, ids)
     for index, obj in enumerate(received):
         try:
             checked = check(obj)
             if checked.id in reserved:
                 outcomes.append(_own_definition(obj, checked, reserved[checked.id]))
                 continue
+            raw = _strict_bytes(obj)
         except InvalidObject as exc:
             outcomes.append(_rejected(obj, str(exc)))
             continue
@@ -102,8 +108,7 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
         signature = _signature_check(obj, keys or {})
         batch.append(object_store.NewObject(
             id=checked.id, type=checked.type, spec_version=checked.spec_version,
-            version=checked.version, version_us=checked.version_us,
-            raw=json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(),
+            version=checked.version, version_us=checked.version_us, raw=raw,
             audience=third_party_audience(obj, default_tlp, submitter, compartments,
                                            sector_codes),
             submitted_by=submitter.pk if submitter else None,
@@ -116,27 +121,47 @@ def ingest(engine: Engine, settings: Settings, collection: CollectionSpec,
             added = object_store.insert(conn, batch)
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
                           settings.tiers)
+            stored = [i.id for i, a in zip(batch, added, strict=True) if isinstance(a, int)]
             audit.record(conn, actor or (submitter.name if submitter else "service"),
-                         "submit", collection.alias, stored=sum(1 for a in added if a),
-                         ids=[i.id for i, a in zip(batch, added, strict=True) if a][:100])
+                         "submit", collection.alias, stored=len(stored), ids=stored[:100])
         for index, item, date_added in zip(batch_at, batch, added, strict=True):
-            version = item.version or (timestamps.format_us(date_added) if date_added else "")
-            message = "" if date_added else "this version was stored already"
-            if item.signature:
-                message = "; ".join(filter(None, [message, f"signature: {item.signature}"]))
-            outcomes[index] = Outcome(
-                item.id, version, stored=date_added is not None,
-                duplicate=date_added is None, new_version=bool(date_added)
-                and item.id in existing, message=message)
+            outcomes[index] = _outcome(item, date_added, item.id in existing)
     return [o for o in outcomes if o is not None]
 
+
+
+def _strict_bytes(obj: dict) -> bytes:
+    """The bytes to store: strict JSON only (no NaN or Infinity, no lone surrogates),
+    whatever path the object came by (a TAXII POST is checked at the door, a feed's
+    upstream may not be)."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()
+    except ValueError as exc:  # UnicodeEncodeError is one too
+        raise InvalidObject(f"not strict JSON: {exc}") from None
+
+
+FOREIGN_ID = ("this id belongs to another publisher; only the origin that first stored it "
+              "adds versions (choose a new id for your object)")
+
+
+def _outcome(item: object_store.NewObject, date_added, existed: bool) -> Outcome:
+    if date_added == object_store.FOREIGN:
+        return Outcome(item.id, item.version or "", False, FOREIGN_ID)
+    stored = isinstance(date_added, int)
+    version = item.version or (timestamps.format_us(date_added) if stored else "")
+    message = "" if stored else "this version was stored already"
+    if item.signature:
+        message = "; ".join(filter(None, [message, f"signature: {item.signature}"]))
+    return Outcome(item.id, version, stored=stored, duplicate=not stored,
+                   new_version=stored and existed, message=message)
 
 
 def _groups_of_received(batch, added, received, batch_at) -> list[routing.Group]:
     """Third-party objects grouped by what subscriptions filter on (audience, labels)."""
     groups: dict[tuple, list[tuple[int, str]]] = {}
     for item, date_added, index in zip(batch, added, batch_at, strict=True):
-        if date_added is None:
+        if not isinstance(date_added, int):
             continue
         labels = received[index].get("labels") or []
         key = (item.audience, frozenset(x for x in labels if isinstance(x, str)))
@@ -154,11 +179,21 @@ def _signature_check(obj: dict, keys: Mapping[str, Ed25519PublicKey]) -> str | N
 
 def _own_definition(obj: dict, checked, ours: dict) -> Outcome:
     """A copy of one of the service's definitions (another infoshare's TAXII collection
-    carries the same ones) is a duplicate; anything else under that id is refused."""
-    if signed.unsigned(obj) == ours:
+    carries the same ones) is a duplicate; anything else under that id is refused.
+
+    Extension definitions have fixed ids everywhere but name their installation as
+    producer (created_by_ref), so another installation's copy differs only there.
+    """
+    if _definition_content(signed.unsigned(obj)) == _definition_content(ours):
         return Outcome(checked.id, checked.version or "", False, duplicate=True,
                        message="one of the service's own definitions")
     raise InvalidObject(f"{checked.id} is one of the service's own definitions")
+
+
+def _definition_content(obj: dict) -> dict:
+    if obj.get("type") != "extension-definition":
+        return obj
+    return {k: v for k, v in obj.items() if k != "created_by_ref"}
 
 
 def _rejected(obj: object, message: str) -> Outcome:
@@ -171,6 +206,14 @@ def _rejected(obj: object, message: str) -> Outcome:
 # --- the service's own notices: convert, sign, store, route ------------------------------
 
 @dataclass(frozen=True)
+class Authority:
+    """The service's voice: the id space it names its objects in, the key it signs with."""
+
+    signer: Signer
+    ids: IdSpace
+
+
+@dataclass(frozen=True)
 class Published:
     report_id: str
     object_ids: list[str]
@@ -178,6 +221,19 @@ class Published:
     stored: int  # new object versions written
     unchanged: int  # objects whose content had not changed
     created: bool  # a new notice (else an update or a revoke)
+
+
+class UnknownNotice(LookupError):
+    """No such notice, or not one the principal may see: both answer 404."""
+
+
+class NotYours(PermissionError):
+    """A notice the principal may see but not change: 403."""
+
+
+class IdTaken(RuntimeError):
+    """An id a notice needs is owned by another origin (possible only for notices whose ids
+    predate the installation's secret namespace); nothing was stored."""
 
 
 def notice_audience(notice: Notice) -> access.Audience:
@@ -188,6 +244,27 @@ def notice_audience(notice: Notice) -> access.Audience:
         recipient_orgs=recipients if notice.tlp == "amber+strict" else frozenset(),
         recipient_principals=recipients if notice.tlp == "red" else frozenset(),
     )
+
+
+def may_manage(principal: access.Principal, row) -> bool:
+    """The ownership rule for notices: admins, and publishers of the organisation a
+    bulletin belongs to. Feed notices belong to the service (org ""): admins only."""
+    if principal.has_role("admin"):
+        return True
+    return (principal.has_role("publisher") and bool(row.org)
+            and row.org == principal.org)
+
+
+def manageable(engine: Engine, principal: access.Principal, report_id: str):
+    """The notice row `principal` may update or revoke; UnknownNotice when it may not see
+    it (like one that does not exist), NotYours when it may see but not change it."""
+    with read(engine) as conn:
+        row = notice_store.get(conn, principal, report_id)
+    if row is None:
+        raise UnknownNotice(report_id)
+    if not may_manage(principal, row):
+        raise NotYours(report_id)
+    return row
 
 
 def sign_object(signer: Signer, obj: dict) -> bytes:
@@ -209,18 +286,19 @@ def _stamp(existing, ids_created: dict[str, str]) -> convert.Stamp:
     return convert.Stamp(timestamps.format_stix(now), ids_created)
 
 
-def publish_notice(engine: Engine, signer: Signer, tier_map: tiers.Tiers, notice: Notice,
-                   publisher: access.Principal | None = None) -> Published:
+def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
+                   notice: Notice, publisher: access.Principal | None = None) -> Published:
     """Convert, sign, store and route one notice in one transaction.
 
-    Publishing a notice again (same source and source_id) makes new versions of the
-    objects whose content changed and leaves the others alone.
+    Publishing a notice again (same organisation, source and source_id) makes new
+    versions of the objects whose content or audience changed and leaves the others alone.
+    Callers check the ownership rule (may_manage) before updating someone's notice.
     """
     with write(engine) as conn:
-        return _publish(conn, signer, tier_map, notice, publisher)
+        return _publish(conn, authority, tier_map, notice, publisher)
 
 
-def publish_notices(engine: Engine, signer: Signer, tier_map: tiers.Tiers,
+def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
                     notices: Sequence[Notice]) -> list[Published | Exception]:
     """Publish many notices (a feed's), in one transaction when all go through.
 
@@ -230,42 +308,51 @@ def publish_notices(engine: Engine, signer: Signer, tier_map: tiers.Tiers,
     """
     try:
         with write(engine) as conn:
-            return [_publish(conn, signer, tier_map, notice, None) for notice in notices]
+            return [_publish(conn, authority, tier_map, notice, None) for notice in notices]
     except Exception:  # find the bad one(s): one transaction each
         results: list[Published | Exception] = []
         for notice in notices:
             try:
-                results.append(publish_notice(engine, signer, tier_map, notice))
+                results.append(publish_notice(engine, authority, tier_map, notice))
             except Exception as exc:
                 results.append(exc)
         return results
 
 
-def _publish(conn, signer: Signer, tier_map: tiers.Tiers, notice: Notice,
+def _publish(conn, authority: Authority, tier_map: tiers.Tiers, notice: Notice,
              publisher: access.Principal | None) -> Published:
     if not notice.source_id:
         notice = replace(notice, source_id=str(uuid.uuid4()))
     object_store.lock(conn)
-    existing = notice_store.by_source(conn, notice.source, notice.source_id)
-    objs = convert.convert(notice, _stamp(existing, {}))
-    stored = {i: json.loads(raw) for i, raw in
-              object_store.latest_raw(conn, [o["id"] for o in objs]).items()}
+    existing = notice_store.by_source(conn, notice.source, notice.org, notice.source_id)
+    space = (IdSpace(uuid.UUID(existing.id_namespace))
+             if existing is not None and existing.id_namespace else authority.ids)
+    objs = convert.convert(notice, _stamp(existing, {}), authority.ids, space)
+    stored = object_store.latest_stored(conn, [o["id"] for o in objs])
+    before = {i: json.loads(s.raw) for i, s in stored.items()}
     if stored:
-        created = {i: o["created"] for i, o in stored.items()}
-        objs = convert.convert(notice, _stamp(existing, created))
-    changed = [o for o in objs if o["id"] not in stored
-               or _comparable(stored[o["id"]]) != _comparable(o)]
+        created = {i: o["created"] for i, o in before.items()}
+        objs = convert.convert(notice, _stamp(existing, created), authority.ids, space)
     audience = notice_audience(notice)
-    added = object_store.insert(conn, [_new_object(signer, o, audience) for o in changed])
+    # Audience is content: a narrower or wider audience re-versions every object.
+    changed = [o for o in objs if o["id"] not in stored or stored[o["id"]].audience != audience
+               or _comparable(before[o["id"]]) != _comparable(o)]
+    added = object_store.insert(conn, [_new_object(authority.signer, o, audience)
+                                       for o in changed])
+    taken = [o["id"] for o, d in zip(changed, added, strict=True) if d == object_store.FOREIGN]
+    if taken:
+        raise IdTaken(f"ids of this notice belong to another publisher: {', '.join(taken)}")
     routing.route(conn, [routing.Group(
         audience, notice.kind, SEVERITY_RANK.get(notice.severity, 0), frozenset(notice.labels),
-        tuple((d, o["type"]) for d, o in zip(added, changed, strict=True) if d))], tier_map)
+        tuple((d, o["type"]) for d, o in zip(added, changed, strict=True)
+              if isinstance(d, int)))], tier_map)
     report = objs[0]
     if changed or existing is None:
-        notice_store.save(conn, _notice_row(notice, report, objs, publisher))
+        notice_store.save(conn, _notice_row(notice, report, objs, publisher, existing))
         action = "revoke" if notice.revoked else ("publish" if existing is None else "update")
         audit.record(conn, publisher.name if publisher else "service", action, report["id"],
-                     title=notice.title, source=notice.source, objects=len(changed))
+                     title=notice.title, source=notice.source, org=notice.org,
+                     objects=len(changed))
     return Published(report["id"], [o["id"] for o in objs],
                      report["modified"] if changed else (existing.version if existing else ""),
                      len(changed), len(objs) - len(changed), existing is None)
@@ -281,10 +368,11 @@ def _new_object(signer: Signer, obj: dict, audience: access.Audience,
 
 
 def _notice_row(notice: Notice, report: dict, objs: list[dict],
-                publisher: access.Principal | None) -> dict:
+                publisher: access.Principal | None, existing) -> dict:
     modified_us = timestamps.parse_us(report["modified"])
     return {
         "report_id": report["id"], "source": notice.source, "source_id": notice.source_id,
+        "org": notice.org, "id_namespace": existing.id_namespace if existing else None,
         "title": notice.title, "kind": notice.kind, "tlp": notice.tlp,
         "severity": notice.severity, "sector_mask": sectors.mask(notice.sectors),
         "all_sectors": notice.all_sectors, "revoked": notice.revoked,
@@ -295,33 +383,24 @@ def _notice_row(notice: Notice, report: dict, objs: list[dict],
     }
 
 
-class UnknownNotice(LookupError):
-    pass
-
-
-
-def revoke_notice(engine: Engine, signer: Signer, tier_map: tiers.Tiers,
-                  principal: access.Principal | None, report_id: str,
-                  known_compartments) -> Published:
-    """Publish a revoked version of every object of a notice the principal may see."""
-    with read(engine) as conn:
-        row = (notice_store.get(conn, principal, report_id) if principal
-               else notice_store.by_report(conn, report_id))
-    if row is None:
-        raise UnknownNotice(report_id)
+def revoke_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
+                  actor: access.Principal | None, row, known_compartments) -> Published:
+    """Publish a revoked version of every object of a notice (a row from manageable(), or
+    the service's own lookup for a feed's cancel)."""
     notice = schemas.load_bulletin(row.document, known_compartments, source=row.source)
-    notice = replace(notice, source_id=row.source_id, revoked=True)
-    return publish_notice(engine, signer, tier_map, notice, principal)
+    notice = replace(notice, source_id=row.source_id, org=row.org, revoked=True)
+    return publish_notice(engine, authority, tier_map, notice, actor)
 
 
-def ensure_definitions(engine: Engine, settings: Settings, signer: Signer) -> int:
+def ensure_definitions(engine: Engine, settings: Settings, authority: Authority) -> int:
     """Store the service's own definitions if missing; returns how many were new."""
-    own, oasis = definitions.service_objects(settings.taxii.title, settings.compartments)
-    items = [_new_object(signer, o, access.OPEN, everywhere=True) for o in own]
+    own, oasis = definitions.service_objects(settings.taxii.title, settings.compartments,
+                                             authority.ids)
+    items = [_new_object(authority.signer, o, access.OPEN, everywhere=True) for o in own]
     items += [object_store.NewObject(
         id=o["id"], type=o["type"], spec_version="2.1", version=o["created"],
         version_us=timestamps.parse_us(o["created"]), raw=signed.serialise(o),
         audience=access.OPEN, everywhere=True) for o in oasis]
     with write(engine) as conn:
         added = object_store.insert(conn, items)
-    return sum(1 for a in added if a is not None)
+    return sum(1 for a in added if isinstance(a, int))

@@ -13,7 +13,7 @@ from gunicorn.app.base import BaseApplication
 from .app import create_app
 from .settings import Settings
 from .store import migrate
-from .store.engine import connect_engine
+from .store.engine import connect_engine, write
 
 
 class _Gunicorn(BaseApplication):
@@ -51,9 +51,10 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
 
 
 def prepare(settings: Settings) -> dict:
-    """Everything a fresh or upgraded data directory needs before serving: the schema, a
-    signing key, and the service's own definitions. Idempotent; run once, before workers."""
-    from . import publish
+    """Everything a fresh or upgraded data directory needs before serving: the schema, the
+    id namespace, a signing key, and the service's own definitions. Idempotent; run once,
+    before workers."""
+    from . import installation, publish
     from .signing.keys import KeyRing
 
     data_dir = Path(settings.data_dir)
@@ -62,8 +63,11 @@ def prepare(settings: Settings) -> dict:
     engine = connect_engine(settings.database_url)
     try:
         before, after = migrate.upgrade(engine)
+        ids = installation.id_space(settings)
+        with write(engine) as conn:
+            installation.check_namespace(conn, ids)
         signer = KeyRing(settings.data_dir, settings.key_passphrase).signer()
-        added = publish.ensure_definitions(engine, settings, signer)
+        added = publish.ensure_definitions(engine, settings, publish.Authority(signer, ids))
     finally:
         engine.dispose()
     return {"schema_version": after, "schema_version_before": before, "kid": signer.kid,

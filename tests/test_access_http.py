@@ -4,7 +4,7 @@ One live server (SQLite, 2 workers) and a fixed pool of principals with varied t
 sectors, compartments and organisations. Bulletins are published through the JSON API by
 a publisher who may publish anything; every principal then reads everything back, and
 what each endpoint shows must be exactly what `access.may_see` allows for the bulletin's
-`publish.notice_audience` (DESIGN.md, "Access: sectors, tiers, compartments"):
+`publish.notice_audience` (docs/ARCHITECTURE.md, "Access"):
 
 - TAXII objects and manifest of all-hazards, walked page by page (limit 7) with `next`;
 - TAXII object by id and versions of an object (invisible answers exactly like missing);
@@ -38,7 +38,8 @@ from .live import LiveServer, service_env
 TAXII = "application/taxii+json;version=2.1"
 COMPARTMENTS = ["LES", "PCII"]
 PAGE = 7  # small, so that pages, cursors and headers are exercised on every walk
-# What the service itself stores in every collection (DESIGN.md: visible to every reader).
+# What the service itself stores in every collection (docs/ARCHITECTURE.md: visible to
+# every reader).
 DEFINITION_TYPES = frozenset({"marking-definition", "extension-definition", "identity"})
 
 
@@ -343,7 +344,7 @@ def test_each_rule_hides_what_it_should(world, rule):
     member = BY_NAME[reader]
     hidden, shown = world.publish(bulletin(**hidden_args)), world.publish(bulletin(**shown_args))
     assert not world.sees(member, hidden) and world.sees(member, shown), (
-        "access.may_see disagrees with DESIGN.md on this case")
+        "access.may_see disagrees with docs/ARCHITECTURE.md on this case")
     ids = set(world.walk(reader, world.all_hazards, "manifest"))
     assert set(shown.object_ids) <= ids and not set(hidden.object_ids) & ids
     listed = {b["id"] for b in world.api(reader, "GET", "bulletins",

@@ -7,6 +7,7 @@ dicts, so the validator is what keeps them STIX.
 from __future__ import annotations
 
 import copy
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -15,10 +16,12 @@ from stix2validator import ValidationOptions, validate_instance
 
 from infoshare import schemas, sectors
 from infoshare.stix import convert, definitions, markings
+from infoshare.stix.ids import LEGACY, IdSpace
 from infoshare.tiers import TLP2_MARKING_IDS
 
 COMPARTMENTS = {"LES": "LAW ENFORCEMENT SENSITIVE", "PCII": "PROTECTED CII"}
 HAZARD = definitions.HAZARD_EXTENSION_ID
+IDS = IdSpace(uuid.UUID("0f6a2b4c-1d3e-4f50-8a9b-7c6d5e4f3a21"))  # an installation's
 OPTIONS = ValidationOptions(version="2.1")
 NOW = "2025-03-01T12:00:00.000Z"
 
@@ -107,7 +110,7 @@ def load(document: dict, source: str = "bulletin"):
 
 
 def stix(document: dict, now: str = NOW, created: dict | None = None) -> list[dict]:
-    return convert.convert(load(document), convert.Stamp(now, created or {}))
+    return convert.convert(load(document), convert.Stamp(now, created or {}), IDS)
 
 
 def by_type(objects: list[dict], object_type: str) -> list[dict]:
@@ -130,14 +133,14 @@ def test_every_object_passes_stix2_validator(name):
 
 
 def test_service_definitions_pass_stix2_validator():
-    own, oasis = definitions.service_objects("infoshare", COMPARTMENTS)
+    own, oasis = definitions.service_objects("infoshare", COMPARTMENTS, IDS)
     assert len(oasis) == 5 and len(own) == 1 + 3 + len(sectors.CODES) + len(COMPARTMENTS)
     for obj in [*own, *oasis]:
         assert_valid(obj)
     assert {o["id"] for o in oasis} == set(TLP2_MARKING_IDS.values())
     assert all(markings.is_oasis_tlp(o) for o in oasis)
     sector_ids = {o["id"] for o in own if o.get("identity_class") == "class"}
-    assert sector_ids == {definitions.sector_identity_id(c) for c in sectors.CODES}
+    assert sector_ids == {IDS.sector_identity_id(c) for c in sectors.CODES}
 
 
 # --- structure ------------------------------------------------------------------------------
@@ -148,10 +151,10 @@ def test_report_first_and_refs_cover_everything(name):
     objects = stix(document)
     report = objects[0]
     assert report["type"] == "report"
-    assert report["id"] == convert.report_id(load(document))
+    assert report["id"] == convert.report_id(load(document), IDS)
     codes = sectors.CODES if document["sectors"] == "all" else document["sectors"]
     expected = {o["id"] for o in objects[1:]} | {
-        definitions.sector_identity_id(c) for c in codes}
+        IDS.sector_identity_id(c) for c in codes}
     assert set(report["object_refs"]) == expected
     assert report["name"] == document["title"]
     assert report["published"] == NOW
@@ -167,13 +170,13 @@ def test_markings_and_producer_on_every_object(name):
         markings.compartment_marking_id(c) for c in sorted(document.get("compartments", []))]
     for obj in objects:
         assert obj["object_marking_refs"] == expected, obj["id"]
-        assert obj["created_by_ref"] == definitions.identity_id()
+        assert obj["created_by_ref"] == IDS.identity_id()
         assert (obj["created"], obj["modified"]) == (NOW, NOW)
         assert "revoked" not in obj
 
 
 def test_compartment_marking_ids_match_the_definitions():
-    own, _ = definitions.service_objects("infoshare", COMPARTMENTS)
+    own, _ = definitions.service_objects("infoshare", COMPARTMENTS, IDS)
     defined = {o["name"]: o["id"] for o in own if o["type"] == "marking-definition"}
     assert defined == {c: markings.compartment_marking_id(c) for c in COMPARTMENTS}
     report = stix(LES)[0]
@@ -220,8 +223,8 @@ def test_relationships():
                 ids[r["target_ref"]]["type"] if r["target_ref"] in ids else r["target_ref"])
                for r in by_type(objects, "relationship")}
     assert triples == {
-        ("threat-actor", "targets", definitions.sector_identity_id("water")),
-        ("threat-actor", "targets", definitions.sector_identity_id("energy")),
+        ("threat-actor", "targets", IDS.sector_identity_id("water")),
+        ("threat-actor", "targets", IDS.sector_identity_id("energy")),
         ("threat-actor", "targets", "vulnerability"),
         ("indicator", "indicates", "threat-actor"),
         ("course-of-action", "mitigates", "vulnerability"),
@@ -271,7 +274,7 @@ def test_centroid_of_simple_shapes():
 def test_sector_identities_in_report_for_all_sectors():
     report = stix(ALL_SECTORS)[0]
     sector_refs = [r for r in report["object_refs"] if r.startswith("identity--")]
-    assert sector_refs == [definitions.sector_identity_id(c) for c in sectors.CODES]
+    assert sector_refs == [IDS.sector_identity_id(c) for c in sectors.CODES]
 
 
 # --- ids and versions ---------------------------------------------------------------------
@@ -285,7 +288,7 @@ def test_ids_are_deterministic(name):
     assert len(set(first)) == len(first)
     other = [o["id"] for o in stix(document | {"source_id": document["source_id"] + "-b"})]
     assert not set(first) & set(other)
-    feed = convert.convert(load(document, source="nws"), convert.Stamp(NOW, {}))
+    feed = convert.convert(load(document, source="nws"), convert.Stamp(NOW, {}), IDS)
     assert not set(first) & {o["id"] for o in feed}
 
 
@@ -307,12 +310,12 @@ def test_update_keeps_first_publication():
     second = stix(document, now="2025-03-02T00:00:00.000Z", created=created)
     assert second[0]["published"] == NOW
     assert {o["valid_from"] for o in by_type(second, "indicator")} == {NOW}
-    assert first[0]["id"] == convert.report_id(load(document))
+    assert first[0]["id"] == convert.report_id(load(document), IDS)
 
 
 def test_revoked_notice_revokes_every_object():
     notice = replace(load(CYBER), revoked=True)
-    objects = convert.convert(notice, convert.Stamp(NOW, {}))
+    objects = convert.convert(notice, convert.Stamp(NOW, {}), IDS)
     assert objects and all(o["revoked"] is True for o in objects)
     for obj in objects:
         assert_valid(obj)
@@ -321,7 +324,7 @@ def test_revoked_notice_revokes_every_object():
 def test_conversion_needs_a_source_id():
     notice = load({k: v for k, v in RED.items() if k != "source_id"})
     with pytest.raises(ValueError, match="source_id"):
-        convert.convert(notice, convert.Stamp(NOW, {}))
+        convert.convert(notice, convert.Stamp(NOW, {}), IDS)
 
 
 def test_repeated_entries_make_one_object_each():
@@ -406,3 +409,27 @@ def test_round_trip_through_dump_notice():
         notice = load(document)
         again = schemas.load_bulletin(schemas.dump_notice(notice), COMPARTMENTS)
         assert again == notice
+
+
+# --- ids: per installation, per organisation, legacy kept -----------------------------------
+
+def test_ids_are_per_installation_and_per_organisation():
+    other = IdSpace(uuid.uuid4())
+    mine = stix(CYBER)
+    theirs = convert.convert(load(CYBER), convert.Stamp(NOW, {}), other)
+    assert not {o["id"] for o in mine} & {o["id"] for o in theirs}
+    assert IDS.identity_id() != other.identity_id()
+    assert theirs[0]["created_by_ref"] == other.identity_id()
+    rival = convert.convert(replace(load(CYBER), org="Rival Inc"), convert.Stamp(NOW, {}), IDS)
+    assert rival[0]["id"] != mine[0]["id"]
+    assert rival[0]["id"] == convert.report_id(replace(load(CYBER), org="Rival Inc"), IDS)
+
+
+def test_legacy_notices_keep_their_public_ids():
+    """Notices from before the secret namespace keep the ids they were published with (the
+    old formula: UUIDv5 of source, source_id, role, key in the legacy namespace)."""
+    notice = replace(load(CYBER), org="Ops")
+    objects = convert.convert(notice, convert.Stamp(NOW, {}), IDS, LEGACY)
+    expected = uuid.uuid5(LEGACY.namespace, f"bulletin|{CYBER['source_id']}|report|report")
+    assert objects[0]["id"] == f"report--{expected}"
+    assert objects[0]["created_by_ref"] == IDS.identity_id()  # but today's identity

@@ -17,6 +17,8 @@ from werkzeug.wrappers import Request, Response
 
 from feeds import cap_parse, registry
 from feeds.runner import describe, run_feed
+from infoshare.installation import id_space
+from infoshare.publish import Authority
 from infoshare.server import prepare
 from infoshare.settings import Settings, load_settings
 from infoshare.signing.keys import KeyRing
@@ -81,9 +83,13 @@ class Services:
     def __post_init__(self):
         self.engine = connect_engine(self.settings.database_url)
         self._signer = KeyRing(self.settings.data_dir, self.settings.key_passphrase).signer()
+        self.ids = id_space(self.settings)
 
     def signer(self):
         return self._signer
+
+    def authority(self) -> Authority:
+        return Authority(self._signer, self.ids)
 
 
 @dataclass
@@ -114,7 +120,7 @@ class World:
 
     def stix(self, object_id: str) -> dict:
         with read(self.services.engine) as conn:
-            return json.loads(object_store.latest_raw(conn, [object_id])[object_id])
+            return json.loads(object_store.latest_stored(conn, [object_id])[object_id].raw)
 
     def versions(self, object_id: str) -> int:
         with read(self.services.engine) as conn:

@@ -119,7 +119,7 @@ class Harness:
 
     def notice_objects(self, name: str, source_id: str) -> list[dict]:
         with read(self.services.engine) as conn:
-            row = notice_store.by_source(conn, f"feed:{name}", source_id)
+            row = notice_store.by_source(conn, f"feed:{name}", "", source_id)
         assert row is not None, f"no notice {source_id}"
         latest = self.latest()
         return [latest[i] for i in row.object_ids]
@@ -439,9 +439,10 @@ def test_stix_rerun_changed_and_local_path(source, harness, tmp_path):
     path.parent.mkdir()
     bundle["objects"] = bundle["objects"][:2]
     path.write_text(json.dumps(bundle))
-    # Another feed is another publisher: its copies are its own lineage, stored anew.
+    # Another feed is another origin, but these are copies of stored versions (same id,
+    # same version, same content): duplicates, not failures and not second copies.
     assert harness.run(kind="stix", name="dropped", url=str(path)) == counts(fetched=2,
-                                                                             created=2)
+                                                                             unchanged=2)
     assert harness.run(kind="stix", name="dropped", url=str(path)) == counts(fetched=2,
                                                                              unchanged=2)
 
@@ -531,10 +532,10 @@ def test_taxii_feed_resumes_and_never_fetches_twice(upstream, harness):
     basic = {**feed, "name": "upstream-basic", "username": "feeder", "password": PASSWORD}
     del basic["api_key"], basic["page_size"]
     result = harness.run(**basic)
-    # Another feed is another publisher: the indicators become its own copies, while the
-    # upstream service's definitions (the same as ours) stay duplicates.
-    assert result["fetched"] == total + 3 and result["created"] == 6
-    assert result["unchanged"] == total + 3 - 6 and result["rejected"] == 0
+    # Another feed is another origin, but everything it fetches is a copy of a stored
+    # version (the first feed's indicators, the upstream's definitions): all duplicates.
+    assert result["fetched"] == total + 3 and result["created"] == 0
+    assert result["unchanged"] == total + 3 and result["rejected"] == 0
 
 
 def test_taxii_feed_bad_credentials_and_options(upstream, harness):

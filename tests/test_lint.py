@@ -1,4 +1,4 @@
-"""The code base stays ruff-clean (DESIGN.md, "Conventions"): checked with the suite."""
+"""The code base stays ruff-clean (docs/ARCHITECTURE.md): checked with the suite."""
 
 from __future__ import annotations
 

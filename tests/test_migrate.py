@@ -79,7 +79,85 @@ def test_upgrade_from_version_4_keeps_rows_and_allows_lineages(database_url):
                            version="2025-01-01T00:00:00.000Z",
                            version_us=1_735_689_600_000_000, raw=b"{}",
                            audience=access.Audience(tlp="green"), origin="principal:x")
+    with write(engine) as conn:  # the id is the service's: nobody else adds versions
+        assert store.insert(conn, [copy]) == [store.FOREIGN]
+    engine.dispose()
+
+
+def _make_version_6(engine) -> None:
+    """Turn a current store back into the version-6 shape: notices unique on (source,
+    source_id) with no org or id_namespace, and no installation or displaced tables."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE installation")
+        conn.exec_driver_sql("DROP TABLE displaced_objects")
+        conn.exec_driver_sql("DROP INDEX uq_notices_source_org")
+        if conn.dialect.name == "sqlite":
+            ddl = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'notices'").scalar()
+            ddl = ddl.replace("org VARCHAR(200) DEFAULT '' NOT NULL, ", "").replace(
+                "id_namespace VARCHAR(36), ", "")
+            assert "org" not in ddl.replace("VARCHAR", ""), ddl
+            ddl = ddl.rstrip().rstrip(")") + (
+                ", CONSTRAINT uq_notices_source UNIQUE (source, source_id))")
+            conn.exec_driver_sql("DROP TABLE notices")
+            conn.exec_driver_sql(ddl)
+        else:
+            conn.exec_driver_sql("ALTER TABLE notices DROP COLUMN org, "
+                                 "DROP COLUMN id_namespace")
+            conn.exec_driver_sql("ALTER TABLE notices ADD CONSTRAINT uq_notices_source "
+                                 "UNIQUE (source, source_id)")
+        conn.exec_driver_sql("UPDATE schema_info SET version = 6")
+
+
+def test_upgrade_from_version_6_gives_each_id_one_owner(database_url):
+    from infoshare.stix.ids import LEGACY_NAMESPACE
+    from infoshare.store import principals as principal_store
+    from infoshare.store.schema import audit, displaced_objects, notices
+    from infoshare.tiers import Tiers
+
+    engine = connect_engine(database_url)
+    migrate.upgrade(engine)
+    shared, alone = f"report--{uuid.uuid4()}", f"indicator--{uuid.uuid4()}"
     with write(engine) as conn:
-        assert store.insert(conn, [copy])[0] is not None  # another publisher's lineage
-        assert store.insert(conn, [copy]) == [None]  # but once only
+        publisher, _ = principal_store.add(
+            conn, Tiers({"trusted": "red"}), name="pub", org="Ops", tier="trusted",
+            all_sectors=True, roles=("publisher",), password="x" * 12, log2_n=10,
+            known_compartments={})
+    _make_version_6(engine)
+    with engine.begin() as conn:
+        pk = conn.execute(sa.text("SELECT pk FROM principals WHERE name = 'pub'")).scalar()
+        row = {"report_id": shared, "source": "bulletin", "source_id": "s-1", "title": "t",
+               "kind": "cyber", "tlp": "green", "severity": "Unknown", "sector_mask": 0,
+               "all_sectors": True, "revoked": False, "published_by": pk, "created_us": 1,
+               "modified_us": 1, "version": "v", "object_ids": "[]", "document": "{}"}
+        conn.execute(sa.text(f"INSERT INTO notices ({', '.join(row)}) VALUES "
+                             f"({', '.join(':' + n for n in row)})"), row)
+        for n, (oid, origin) in enumerate([(shared, "service"), (shared, "principal:evil"),
+                                           (alone, "principal:evil")], start=1):
+            old = _old_row(n, oid) | {"origin": origin, "has_compartments": False}
+            if origin != "service":
+                old |= {"version_us": old["version_us"] + 10**9,
+                        "version": "2025-01-01T00:16:40.000Z"}
+            _insert_old(conn, old | {"signature": None})
+    assert migrate.upgrade(engine) == (6, len(migrate.MIGRATIONS))
+    assert migrate.upgrade(engine) == (len(migrate.MIGRATIONS), len(migrate.MIGRATIONS))
+    with read(engine) as conn:
+        rows = conn.execute(sa.select(objects.c.id, objects.c.origin, objects.c.is_latest)
+                            .order_by(objects.c.pk)).all()
+        moved = conn.execute(sa.select(displaced_objects.c.id, displaced_objects.c.origin)).all()
+        logged = conn.execute(sa.select(audit.c.target, audit.c.details)
+                              .where(audit.c.action == "displace")).all()
+        notice = conn.execute(sa.select(notices.c.org, notices.c.id_namespace)).one()
+    assert [tuple(r) for r in rows] == [(shared, "service", True), (alone, "principal:evil", True)]
+    assert [tuple(r) for r in moved] == [(shared, "principal:evil")]
+    assert logged[0].target == shared and logged[0].details["owner"] == "service"
+    assert tuple(notice) == ("Ops", str(LEGACY_NAMESPACE))
+    names = {c["name"] for c in sa.inspect(engine).get_unique_constraints("notices")}
+    assert "uq_notices_source" not in names
+    with write(engine) as conn:  # another organisation may now use the same source_id
+        conn.execute(notices.insert().values(
+            report_id=f"report--{uuid.uuid4()}", source="bulletin", source_id="s-1",
+            org="Rival", title="t", kind="cyber", tlp="green", severity="Unknown",
+            sector_mask=0, all_sectors=True, revoked=False, created_us=1, modified_us=1,
+            version="v", object_ids=[], document={}))
     engine.dispose()

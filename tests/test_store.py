@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -186,16 +187,44 @@ audiences = st.builds(
 
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(audience_list=st.lists(audiences, min_size=1, max_size=12),
+@given(lineages=st.lists(st.lists(audiences, min_size=1, max_size=3), min_size=1, max_size=8),
        principal_list=st.lists(principals, min_size=1, max_size=6))
-def test_sql_predicate_agrees_with_python_rule(engine, audience_list, principal_list):
+def test_sql_predicate_agrees_with_python_rule(engine, lineages, principal_list):
+    """Random audience changes across versions: every principal sees exactly the versions
+    the rule allows given each id's latest version, and the latest only when it may."""
     with write(engine) as conn:
         conn.execute(objects_table.delete())
-        items = [new(f"indicator--{uuid.uuid4()}", "2025-01-01T00:00:00Z", a)
-                 for a in audience_list]
-        store.insert(conn, items)
+        stored = []  # (id, version, audience, latest audience)
+        for audience_list in lineages:
+            oid = f"indicator--{uuid.uuid4()}"
+            stamps = [f"2025-01-0{n + 1}T00:00:00.000Z" for n in range(len(audience_list))]
+            # Versions arrive in any order; the latest is the greatest modified.
+            order = list(zip(stamps, audience_list, strict=True))[::-1]
+            store.insert(conn, [new(oid, stamp, a) for stamp, a in order])
+            stored += [(oid, stamp, a, audience_list[-1], stamp == stamps[-1])
+                       for stamp, a in order]
     for principal in principal_list:
-        expected = {i.id for i, a in zip(items, audience_list, strict=True)
-                    if access.may_see(principal, a)}
-        got = {r.id for r in everything(engine, principal=principal)}
+        expected = {(i, v) for i, v, a, last, _ in stored
+                    if access.may_see_version(principal, a, last)}
+        got = {(r.id, r.version) for r in everything(engine, principal=principal)}
         assert got == expected, principal
+        latest = {(i, v) for i, v, a, last, is_last in stored
+                  if is_last and access.may_see(principal, last)}
+        got_latest = {(r.id, r.version)
+                      for r in everything(engine, ("last",), principal=principal)}
+        assert got_latest == latest, principal
+
+
+def test_an_id_belongs_to_its_first_origin(engine):
+    oid = f"indicator--{uuid.uuid4()}"
+    mine = new(oid, "2025-01-01T00:00:00.000Z")
+    with write(engine) as conn:
+        assert isinstance(store.insert(conn, [mine])[0], int)
+        theirs = [replace(mine, origin="principal:x"),  # a copy: a duplicate
+                  replace(new(oid, "2030-01-01T00:00:00.000Z"), origin="principal:x"),
+                  replace(mine, origin="principal:x", raw=b'{"other": true}')]
+        assert store.insert(conn, theirs) == [store.DUPLICATE, store.FOREIGN, store.FOREIGN]
+        assert isinstance(store.insert(conn, [new(oid, "2026-01-01T00:00:00.000Z")])[0], int)
+    assert [(r.id, r.version) for r in everything(engine, ("last",))] == [
+        (oid, "2026-01-01T00:00:00.000Z")]
+    assert len(everything(engine)) == 2

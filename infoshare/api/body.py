@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from flask import request
 
+from .. import strictjson
 from .errors import ApiError
 
 
 def json_object(what: str) -> dict:
     """The body as a JSON object, or a 400 that says what was expected."""
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # nesting deep enough to exhaust the parser's stack
-        data = None
+    data = None
+    if request.is_json:
+        try:
+            data = strictjson.loads(request.get_data())
+        except strictjson.StrictJSONError as exc:
+            raise ApiError(400, "invalid JSON", str(exc)) from None
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
+            data = None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid JSON", f"send the {what} as a JSON object with "
                        "Content-Type: application/json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
@@ -50,22 +52,28 @@ def create_bulletin():
         notice = load_bulletin(json_object("bulletin"), _svc().settings.compartments)
     except ValidationError as exc:
         raise ApiError(400, "invalid bulletin", "see fields", fields=exc.messages) from None
+    notice = replace(notice, org=g.principal.org)  # source_ids are per organisation
     _may_update(notice)
-    result = publish.publish_notice(_svc().engine, _svc().signer(), _svc().settings.tiers,
-                                    notice, g.principal)
+    try:
+        result = publish.publish_notice(_svc().engine, _svc().authority(),
+                                        _svc().settings.tiers, notice, g.principal)
+    except publish.IdTaken as exc:
+        raise ApiError(409, "id taken", str(exc)) from None
     return _published(result, 201 if result.created else 200)
 
 
 def _may_update(notice) -> None:
-    """Re-using a source_id updates that bulletin: only for one the publisher may see."""
+    """Re-using a source_id updates your organisation's bulletin of that source_id, when
+    you may see it; another organisation's source_ids are invisible here (no oracle)."""
     if not notice.source_id:
         return
     with read(_svc().engine) as conn:
-        existing = notice_store.by_source(conn, notice.source, notice.source_id)
+        existing = notice_store.by_source(conn, notice.source, notice.org, notice.source_id)
         visible = existing is None or notice_store.get(conn, g.principal, existing.report_id)
     if not visible:
         raise ApiError(409, "source_id unavailable",
-                       "choose another source_id; this one cannot be updated by you")
+                       "your organisation has a bulletin with this source_id that you "
+                       "may not see; choose another source_id")
 
 
 @bp.get("/bulletins")
@@ -128,10 +136,16 @@ def get_bulletin(report_id: str):
 @bp.post("/bulletins/<report_id>/revoke")
 def revoke_bulletin(report_id: str):
     _require_publisher()
+    svc = _svc()
     try:
-        result = publish.revoke_notice(_svc().engine, _svc().signer(), _svc().settings.tiers,
-                                       g.principal, report_id,
-                                       _svc().settings.compartments)
+        row = publish.manageable(svc.engine, g.principal, report_id)
+        result = publish.revoke_notice(svc.engine, svc.authority(), svc.settings.tiers,
+                                       g.principal, row, svc.settings.compartments)
     except publish.UnknownNotice:
         raise ApiError(404, "not found", f"no bulletin {report_id!r}") from None
+    except publish.NotYours:
+        raise ApiError(403, "forbidden", "only publishers of the organisation that owns this "
+                       "bulletin, or an admin, may revoke it") from None
+    except publish.IdTaken as exc:
+        raise ApiError(409, "id taken", str(exc)) from None
     return _published(result, 200)

@@ -1,2 +1,3 @@
-"""Signatures: Ed25519 detached JWS over the RFC 8785 form of each object (DESIGN.md,
-"Signatures"). Pure: no Flask, no database; keys live in files under the data directory."""
+"""Signatures: Ed25519 detached JWS over the RFC 8785 form of each object
+(docs/ARCHITECTURE.md, "Signatures"). Pure: no Flask, no database; keys live in files
+under the data directory."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .. import sectors, tiers, timestamps
 from ..notices import IndicatorSpec, LocationSpec, Notice
 from . import definitions, markings, patterns
-from .ids import stix_id
+from .ids import IdSpace
 
 
 @dataclass(frozen=True)
@@ -28,36 +28,36 @@ class Stamp:
         return self.created.get(object_id, self.now)
 
 
-def notice_key(notice: Notice) -> tuple[str, str]:
+def notice_key(notice: Notice, space: IdSpace) -> tuple[str, ...]:
     if not notice.source_id:
         raise ValueError("a notice needs a source_id before conversion (publish assigns one)")
-    return notice.source, notice.source_id
+    return space.notice_parts(notice.source, notice.org, notice.source_id)
 
 
-def report_id(notice: Notice) -> str:
+def report_id(notice: Notice, space: IdSpace) -> str:
     """The id _Builder.make gives the report (role "report", key "report")."""
-    return stix_id("report", *notice_key(notice), "report", "report")
+    return space.stix_id("report", *notice_key(notice, space), "report", "report")
 
 
 class _Builder:
-    def __init__(self, notice: Notice, stamp: Stamp):
-        self.notice, self.stamp = notice, stamp
-        self.key = notice_key(notice)
+    def __init__(self, notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace):
+        self.notice, self.stamp, self.ids, self.space = notice, stamp, ids, space
+        self.key = notice_key(notice, space)
         refs = [tiers.TLP2_MARKING_IDS[notice.tlp]]
         refs += [markings.compartment_marking_id(c) for c in notice.compartments]
         self.marking_refs = refs
         self.objects: list[dict] = []
         self.made: dict[str, dict] = {}
-        self.first_published = stamp.created_of(report_id(notice))
+        self.first_published = stamp.created_of(report_id(notice, space))
 
     def make(self, object_type: str, role: str, key: str, **properties) -> dict:
-        object_id = stix_id(object_type, *self.key, role, key)
+        object_id = self.space.stix_id(object_type, *self.key, role, key)
         if object_id in self.made:  # the same thing listed twice is one object
             return self.made[object_id]
         obj = {
             "type": object_type, "spec_version": "2.1", "id": object_id,
             "created": self.stamp.created_of(object_id), "modified": self.stamp.now,
-            "created_by_ref": definitions.identity_id(),
+            "created_by_ref": self.ids.identity_id(),
             **{k: v for k, v in properties.items() if v not in (None, [], "", {})},
             "object_marking_refs": self.marking_refs,
         }
@@ -73,9 +73,14 @@ class _Builder:
                   relationship_type=relationship, source_ref=source["id"], target_ref=target_id)
 
 
-def convert(notice: Notice, stamp: Stamp) -> list[dict]:
-    """Every object of the notice, the report first."""
-    b = _Builder(notice, stamp)
+def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = None
+            ) -> list[dict]:
+    """Every object of the notice, the report first.
+
+    `ids` is the installation's id space (its identity, the sector identities); `space`
+    names the notice's own objects, the same unless the notice predates it (ids.LEGACY).
+    """
+    b = _Builder(notice, stamp, ids, space or ids)
     report = b.make("report", "report", "report", name=notice.title)  # placeholder, refs below
     indicators = [_indicator(b, spec) for spec in notice.indicators]
     vulnerabilities = [b.make("vulnerability", "vulnerability", cve, name=cve,
@@ -87,7 +92,7 @@ def convert(notice: Notice, stamp: Stamp) -> list[dict]:
                           description=text) for text in notice.mitigations]
     actors = [b.make("threat-actor", "threat-actor", name, name=name,
                      threat_actor_types=["unknown"]) for name in notice.threat_actors]
-    sector_refs = [definitions.sector_identity_id(code) for code in _sector_codes(notice)]
+    sector_refs = [ids.sector_identity_id(code) for code in _sector_codes(notice)]
     for actor in actors:
         for target in [*sector_refs, *vulnerabilities]:
             b.relate(actor, "targets", target)
@@ -97,7 +102,7 @@ def convert(notice: Notice, stamp: Stamp) -> list[dict]:
         for vulnerability in vulnerabilities:
             b.relate(mitigation, "mitigates", vulnerability)
     refs = [o["id"] for o in b.objects if o is not report] + sector_refs
-    report.update(_report_properties(notice, stamp, refs))
+    report.update(_report_properties(notice, b.first_published, refs))
     return b.objects
 
 
@@ -110,12 +115,12 @@ def _title(text: str, limit: int = 80) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "\u2026"
 
 
-def _report_properties(notice: Notice, stamp: Stamp, refs: list[str]) -> dict:
+def _report_properties(notice: Notice, first_published: str, refs: list[str]) -> dict:
     refs_out = [{"source_name": notice.source, "external_id": notice.source_id}]
     refs_out += [{"source_name": "reference", "url": url} for url in notice.references]
     properties = {
         "description": notice.summary or None,
-        "published": stamp.created_of(report_id(notice)),  # first publication
+        "published": first_published,
         "report_types": ["threat-report"],
         "object_refs": refs,
         "labels": sorted({notice.kind, *notice.labels}),

@@ -12,30 +12,26 @@ from collections.abc import Mapping
 from .. import sectors, tiers
 from ..signing.objects import SIGNATURE_EXTENSION_ID
 from . import markings
-from .ids import stix_id
+from .ids import IdSpace
 
 DEFINED = "2024-01-01T00:00:00.000Z"
 HAZARD_EXTENSION_ID = "extension-definition--9b2f6c1e-4d7a-5e3b-8c0f-1a2b3c4d5e6f"
 SECTOR_EXTENSION_ID = "extension-definition--5c8e2a47-1f3b-5d6e-9a0c-7b4d2e1f3a58"
 
 
-def identity_id() -> str:
-    return stix_id("identity", "service")
-
-
-def identity(name: str) -> dict:
+def identity(name: str, ids: IdSpace) -> dict:
     return {
-        "type": "identity", "spec_version": "2.1", "id": identity_id(),
+        "type": "identity", "spec_version": "2.1", "id": ids.identity_id(),
         "created": DEFINED, "modified": DEFINED, "name": name,
         "identity_class": "organization",
         "description": "The infoshare service that converted, signed and published this.",
     }
 
 
-def _extension(ext_id: str, name: str, description: str, schema: str) -> dict:
+def _extension(ext_id: str, name: str, description: str, schema: str, ids: IdSpace) -> dict:
     return {
         "type": "extension-definition", "spec_version": "2.1", "id": ext_id,
-        "created": DEFINED, "modified": DEFINED, "created_by_ref": identity_id(),
+        "created": DEFINED, "modified": DEFINED, "created_by_ref": ids.identity_id(),
         "name": name, "description": description, "schema": schema, "version": "1.0.0",
         "extension_types": ["property-extension"],
     }
@@ -63,26 +59,23 @@ SECTOR_SCHEMA = (
 )
 
 
-def extension_definitions() -> list[dict]:
+def extension_definitions(ids: IdSpace) -> list[dict]:
     return [
         _extension(SIGNATURE_EXTENSION_ID, "infoshare signature",
-                   "Ed25519 detached JWS over the object's RFC 8785 form.", SIGNATURE_SCHEMA),
+                   "Ed25519 detached JWS over the object's RFC 8785 form.", SIGNATURE_SCHEMA,
+                   ids),
         _extension(HAZARD_EXTENSION_ID, "infoshare hazard",
-                   "Hazard facts from CAP alerts and bulletins.", HAZARD_SCHEMA),
+                   "Hazard facts from CAP alerts and bulletins.", HAZARD_SCHEMA, ids),
         _extension(SECTOR_EXTENSION_ID, "infoshare sector",
-                   "The exact critical-infrastructure sector code.", SECTOR_SCHEMA),
+                   "The exact critical-infrastructure sector code.", SECTOR_SCHEMA, ids),
     ]
 
 
-def sector_identity_id(code: str) -> str:
-    return stix_id("identity", "sector", code)
-
-
-def sector_identity(code: str) -> dict:
+def sector_identity(code: str, ids: IdSpace) -> dict:
     sector = sectors.BY_CODE[code]
     return {
-        "type": "identity", "spec_version": "2.1", "id": sector_identity_id(code),
-        "created": DEFINED, "modified": DEFINED, "created_by_ref": identity_id(),
+        "type": "identity", "spec_version": "2.1", "id": ids.sector_identity_id(code),
+        "created": DEFINED, "modified": DEFINED, "created_by_ref": ids.identity_id(),
         "name": f"{sector.title} Sector", "identity_class": "class",
         "sectors": list(sector.industry_sectors),
         "extensions": {SECTOR_EXTENSION_ID: {"extension_type": "property-extension",
@@ -90,16 +83,17 @@ def sector_identity(code: str) -> dict:
     }
 
 
-def service_objects(name: str, compartments: Mapping[str, str]) -> tuple[list[dict], list[dict]]:
+def service_objects(name: str, compartments: Mapping[str, str], ids: IdSpace
+                    ) -> tuple[list[dict], list[dict]]:
     """(objects the service signs, OASIS TLP markings it serves unsigned and unchanged)."""
-    own = [identity(name), *extension_definitions()]
-    own += [sector_identity(code) for code in sectors.CODES]
+    own = [identity(name, ids), *extension_definitions(ids)]
+    own += [sector_identity(code, ids) for code in sectors.CODES]
     own += [markings.compartment_marking(n, s) for n, s in sorted(compartments.items())]
     return own, [markings.tlp_marking(level) for level in tiers.TLP_LEVELS]
 
 
-def reserved(name: str, compartments: Mapping[str, str]) -> dict[str, dict]:
+def reserved(name: str, compartments: Mapping[str, str], ids: IdSpace) -> dict[str, dict]:
     """The definitions every collection carries, by id, unsigned: nobody else may publish
     under these ids, or a reader would meet two different TLP:RED definitions with one id."""
-    own, oasis = service_objects(name, compartments)
+    own, oasis = service_objects(name, compartments, ids)
     return {o["id"]: o for o in [*own, *oasis]}

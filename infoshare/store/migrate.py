@@ -9,8 +9,20 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .. import timestamps
+from ..stix.ids import LEGACY_NAMESPACE
+from . import objects as object_store
 from .engine import write
-from .schema import metadata, objects, principals, schema_info, store_clock
+from .schema import (
+    audit,
+    displaced_objects,
+    metadata,
+    notices,
+    objects,
+    principals,
+    schema_info,
+    store_clock,
+)
 
 
 def _initial(conn: Connection) -> None:
@@ -53,24 +65,27 @@ def _lineage_per_origin(conn: Connection) -> None:
 
 
 def _rebuild_sqlite_objects(conn: Connection) -> None:
-    """SQLite cannot drop a table constraint: copy the table into the new definition.
+    _rebuild_sqlite(conn, objects, ("object_compartments", "object_recipients"))
+
+
+def _rebuild_sqlite(conn: Connection, table: sa.Table, children: tuple[str, ...] = ()) -> None:
+    """SQLite cannot drop a table constraint: copy the table into its new definition.
 
     Dropping the old table cascades to the rows that reference it, so those are kept
-    aside and put back.
+    aside and put back. Indexes are created afresh from the schema afterwards.
     """
-    children = ("object_compartments", "object_recipients")
     for child in children:
         conn.execute(sa.text(f"CREATE TEMP TABLE keep_{child} AS SELECT * FROM {child}"))
     scratch = sa.MetaData()
-    principals.to_metadata(scratch)  # for the submitted_by foreign key
-    new = objects.to_metadata(scratch, name="objects_rebuilt")
+    principals.to_metadata(scratch)  # for foreign keys to principals
+    new = table.to_metadata(scratch, name=f"{table.name}_rebuilt")
     conn.execute(sa.schema.CreateTable(new))
-    present = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
-    columns = ", ".join(c.name for c in objects.columns if c.name in present)
-    conn.execute(sa.text(f"INSERT INTO objects_rebuilt ({columns}) SELECT {columns} "
-                         "FROM objects"))
-    conn.execute(sa.text("DROP TABLE objects"))
-    conn.execute(sa.text("ALTER TABLE objects_rebuilt RENAME TO objects"))
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    columns = ", ".join(c.name for c in table.columns if c.name in present)
+    conn.execute(sa.text(f"INSERT INTO {table.name}_rebuilt ({columns}) SELECT {columns} "
+                         f"FROM {table.name}"))
+    conn.execute(sa.text(f"DROP TABLE {table.name}"))
+    conn.execute(sa.text(f"ALTER TABLE {table.name}_rebuilt RENAME TO {table.name}"))
     for child in children:
         conn.execute(sa.text(f"INSERT INTO {child} SELECT * FROM keep_{child}"))
         conn.execute(sa.text(f"DROP TABLE keep_{child}"))
@@ -83,8 +98,64 @@ def _signature_column(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE objects ADD COLUMN signature VARCHAR(16)"))
 
 
+def _notices_per_organisation(conn: Connection) -> None:
+    """notices.org and notices.id_namespace; source_ids become unique per organisation.
+
+    A bulletin belongs to the organisation of the principal who first published it (the
+    CLI's and the feeds' to the service, org ""), and every notice from before keeps the
+    ids it has: they were made in the legacy namespace.
+    """
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("notices")}
+    if "org" not in columns:
+        conn.execute(sa.text("ALTER TABLE notices ADD COLUMN org VARCHAR(200) "
+                             "DEFAULT '' NOT NULL"))
+    if "id_namespace" not in columns:
+        conn.execute(sa.text("ALTER TABLE notices ADD COLUMN id_namespace VARCHAR(36)"))
+        conn.execute(notices.update().values(id_namespace=str(LEGACY_NAMESPACE)))
+        conn.execute(notices.update().where(notices.c.published_by.is_not(None)).values(
+            org=sa.select(principals.c.org).where(principals.c.pk == notices.c.published_by)
+            .scalar_subquery()))
+    constraints = {c["name"] for c in sa.inspect(conn).get_unique_constraints("notices")}
+    if "uq_notices_source" in constraints:
+        if conn.dialect.name == "sqlite":
+            _rebuild_sqlite(conn, notices)
+        else:
+            conn.execute(sa.text("ALTER TABLE notices DROP CONSTRAINT uq_notices_source"))
+    for index in notices.indexes:
+        index.create(conn, checkfirst=True)
+
+
+def _one_owner_per_id(conn: Connection) -> None:
+    """Where several origins stored versions under one id, the first owner keeps it.
+
+    The others' versions move to displaced_objects (kept for the operator, read by no
+    client) and each move is recorded in the audit log; the installation table and the
+    displaced_objects table are created here for stores from before them.
+    """
+    metadata.create_all(conn, checkfirst=True)
+    shared = [row.id for row in conn.execute(
+        sa.select(objects.c.id).group_by(objects.c.id)
+        .having(sa.func.count(sa.distinct(objects.c.origin)) > 1))]
+    now = timestamps.now_us()
+    for object_id in shared:
+        rows = list(conn.execute(sa.select(objects).where(objects.c.id == object_id)
+                                 .order_by(objects.c.date_added)))
+        owner = rows[0].origin
+        doomed = [r for r in rows if r.origin != owner]
+        conn.execute(displaced_objects.insert(), [
+            {"id": r.id, "origin": r.origin, "version": r.version, "date_added": r.date_added,
+             "submitted_by": r.submitted_by, "raw": r.raw, "displaced_us": now}
+            for r in doomed])
+        object_store.delete(conn, [r.pk for r in doomed])
+        conn.execute(audit.insert().values(
+            at_us=now, actor="service", action="displace", target=object_id,
+            details={"owner": owner, "displaced": sorted({r.origin for r in doomed}),
+                     "versions": len(doomed)}))
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
-              _lineage_per_origin, _signature_column)
+              _lineage_per_origin, _signature_column, _notices_per_organisation,
+              _one_owner_per_id)
 
 
 def current_version(engine: Engine) -> int:

@@ -10,9 +10,11 @@ from .. import access
 from .schema import notices, objects
 
 
-def by_source(conn: Connection, source: str, source_id: str) -> Row | None:
-    return conn.execute(sa.select(notices).where(notices.c.source == source,
-                                                 notices.c.source_id == source_id)).first()
+def by_source(conn: Connection, source: str, org: str, source_id: str) -> Row | None:
+    """An organisation's notice by its source_id (source_ids are per organisation)."""
+    return conn.execute(sa.select(notices).where(
+        notices.c.source == source, notices.c.org == org,
+        notices.c.source_id == source_id)).first()
 
 
 def save(conn: Connection, row: dict) -> None:
@@ -28,8 +30,10 @@ def save(conn: Connection, row: dict) -> None:
 
 
 def _visible_report(principal: access.Principal):
-    """Notices whose current report the principal may see (access.py decides)."""
+    """Notices whose current report the principal may see (access.py decides): the
+    service's own report, never an object someone else stored under a shared id."""
     return sa.select(objects.c.id).where(objects.c.id == notices.c.report_id,
+                                         objects.c.origin == "service",
                                          objects.c.is_latest, access.visible(principal))
 
 

@@ -7,13 +7,14 @@ stored bytes; the TAXII layer writes them to the wire untouched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from .. import access, sectors, timestamps
+from .. import access, sectors, tiers, timestamps
 from ..settings import CollectionSpec
 from .engine import is_sqlite
 from .schema import (
@@ -76,66 +77,110 @@ def _reserve(conn: Connection, count: int) -> int:
     return first
 
 
-def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | None]:
-    """Store new versions; for each item its date_added, or None if that version existed.
+# What insert() answers for an item it did not store.
+DUPLICATE = None  # that version of that id is stored already (or the same bytes are)
+FOREIGN = "foreign"  # the id belongs to another origin, which alone adds its versions
 
-    Versions form one lineage per (origin, id): a publisher adds versions to its own
-    objects only, and what others stored under the same id is neither replaced nor
-    revealed (a re-sent version is a duplicate only within the sender's own lineage).
-    Call inside store.write(); takes the store lock itself.
+
+@dataclass
+class _Lineage:
+    origin: str
+    versions: set[int]
+
+
+def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | str | None]:
+    """Store new versions; for each item its date_added, DUPLICATE or FOREIGN.
+
+    An id belongs to the origin that first stored it: only that origin adds versions, so
+    every id has one lineage and one latest version. Another origin's item under that id
+    is FOREIGN, whether or not its sender may see the owner's object, unless it is a copy
+    of a stored version (same id, same version, same content): then it is a DUPLICATE, and
+    nothing is stored twice. Call inside store.write(); takes the store lock itself.
     """
     lock(conn)
-    known = _known_versions(conn, {item.id for item in items})
+    lineages = _lineages(conn, {item.id for item in items})
+    result: list[int | str | None] = [DUPLICATE] * len(items)
     fresh_at: list[int] = []
+    pending: dict[tuple[str, int | None], bytes] = {}
     for index, item in enumerate(items):
-        versions = known.setdefault((item.origin, item.id), set())
+        lineage = lineages.setdefault(item.id, _Lineage(item.origin, set()))
+        if lineage.origin != item.origin:
+            if not _is_copy(conn, lineage, item, pending):
+                result[index] = FOREIGN
+            continue
         # An object without created/modified (an SCO) has one version: its first arrival.
-        duplicate = bool(versions) if item.version_us is None else item.version_us in versions
-        if not duplicate:
-            versions.add(item.version_us)
-            fresh_at.append(index)
-    result: list[int | None] = [None] * len(items)
+        if item.version_us is None and lineage.versions or item.version_us in lineage.versions:
+            continue
+        lineage.versions.add(item.version_us)
+        pending[(item.id, item.version_us)] = item.raw
+        fresh_at.append(index)
     if not fresh_at:
         return result
     first = _reserve(conn, len(fresh_at))
     fresh = []
     for offset, index in enumerate(fresh_at):
         result[index] = first + offset
-        fresh.append(_stamp_versionless(items[index], first + offset, known))
-    _insert_rows(conn, fresh, [result[i] for i in fresh_at], known)
+        fresh.append(_stamp_versionless(items[index], first + offset, lineages))
+    _insert_rows(conn, fresh, [result[i] for i in fresh_at], lineages)
     return result
 
 
-def _stamp_versionless(item: NewObject, date_added: int, known) -> NewObject:
+def _is_copy(conn: Connection, lineage: _Lineage, item: NewObject, pending) -> bool:
+    """Whether `item` repeats a version its owner stored, content for content."""
+    if item.version_us is None:  # an SCO: compare with its one version
+        version = next(iter(lineage.versions), None)
+    else:
+        version = item.version_us if item.version_us in lineage.versions else None
+    if version is None:
+        return False
+    stored = pending.get((item.id, version))
+    if stored is None:
+        stored = conn.execute(sa.select(objects.c.raw).where(
+            objects.c.id == item.id, objects.c.version_us == version)).scalar()
+    return stored is not None and _same_json(stored, item.raw)
+
+
+def _same_json(a: bytes, b: bytes) -> bool:
+    return a == b or json.loads(a) == json.loads(b)
+
+
+def _stamp_versionless(item: NewObject, date_added: int, lineages) -> NewObject:
     if item.version_us is not None:
         return item
-    known[(item.origin, item.id)] = {date_added}
+    lineages[item.id].versions = {date_added}
     return replace(item, version_us=date_added, version=timestamps.format_us(date_added))
 
 
-def _known_versions(conn: Connection, ids: set[str]) -> dict[tuple[str, str], set[int]]:
-    """(origin, id) -> stored version_us values."""
-    known: dict[tuple[str, str], set[int]] = {}
+def _lineages(conn: Connection, ids: set[str]) -> dict[str, _Lineage]:
+    """id -> its owner and stored version_us values.
+
+    A store upgraded from per-origin lineages has one origin per id (migration 7); should
+    one still show several, the first stored keeps the id, as the migration decides.
+    """
+    found: dict[str, _Lineage] = {}
     id_list = sorted(ids)
     for start in range(0, len(id_list), _CHUNK):
         chunk = id_list[start:start + _CHUNK]
-        query = sa.select(objects.c.origin, objects.c.id, objects.c.version_us).where(
-            objects.c.id.in_(chunk))
+        query = (sa.select(objects.c.origin, objects.c.id, objects.c.version_us)
+                 .where(objects.c.id.in_(chunk)).order_by(objects.c.date_added))
         for origin, object_id, version_us in conn.execute(query):
-            known.setdefault((origin, object_id), set()).add(version_us)
-    return known
+            lineage = found.setdefault(object_id, _Lineage(origin, set()))
+            if lineage.origin == origin:
+                lineage.versions.add(version_us)
+    return found
 
 
 def existing_ids(conn: Connection, origin: str, ids: Sequence[str]) -> set[str]:
-    """The ids of `ids` that `origin` has stored before."""
-    return {i for (o, i), v in _known_versions(conn, set(ids)).items() if o == origin and v}
+    """The ids of `ids` that `origin` owns and has stored versions of."""
+    return {i for i, lineage in _lineages(conn, set(ids)).items()
+            if lineage.origin == origin and lineage.versions}
 
 
-def _insert_rows(conn, fresh, dates_added, known) -> None:
-    latest = {key: max(v) for key, v in known.items() if v}
-    first = {key: min(v) for key, v in known.items() if v}
-    rows = [_row(item, date_added, item.version_us == latest[(item.origin, item.id)],
-                 item.version_us == first[(item.origin, item.id)])
+def _insert_rows(conn, fresh, dates_added, lineages) -> None:
+    latest = {i: max(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
+    first = {i: min(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
+    rows = [_row(item, date_added, item.version_us == latest[item.id],
+                 item.version_us == first[item.id])
             for item, date_added in zip(fresh, dates_added, strict=True)]
     _demote(conn, fresh, latest, "is_latest")
     _demote(conn, fresh, first, "is_first")
@@ -175,21 +220,15 @@ def _insert_plain(conn: Connection, rows: list[dict]) -> None:
     conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in rows])
 
 
-def _demote(conn, fresh, extreme: dict[tuple[str, str], int], flag: str) -> None:
-    """Clear `flag` on the stored versions of lineages where a new version takes it over.
+def _demote(conn, fresh, extreme: dict[str, int], flag: str) -> None:
+    """Clear `flag` on the stored versions of ids where a new version takes it over.
 
-    Filtering on id (then origin) keeps this on the (id, origin, version) index.
+    Filtering on id keeps this on the (id, origin, version) index.
     """
-    keys = sorted({(item.origin, item.id) for item in fresh
-                   if item.version_us == extreme[(item.origin, item.id)]})
-    by_origin: dict[str, list[str]] = {}
-    for origin, object_id in keys:
-        by_origin.setdefault(origin, []).append(object_id)
-    for origin, ids in by_origin.items():
-        for start in range(0, len(ids), _CHUNK):
-            conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]),
-                                                objects.c.origin == origin)
-                         .values({flag: False}))
+    ids = sorted({item.id for item in fresh if item.version_us == extreme[item.id]})
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]))
+                     .values({flag: False}))
 
 
 def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> dict:
@@ -335,13 +374,47 @@ def exists(conn: Connection, principal: access.Principal, spec: CollectionSpec,
     return conn.execute(query).first() is not None
 
 
-def latest_raw(conn: Connection, ids: Sequence[str], origin: str = "service"
-               ) -> dict[str, bytes]:
-    """The stored bytes of the latest version of each of `origin`'s ids (write path)."""
-    found: dict[str, bytes] = {}
+@dataclass(frozen=True)
+class Stored:
+    """The latest stored version of an id: its bytes and who it is for."""
+
+    raw: bytes
+    audience: access.Audience
+
+
+def latest_stored(conn: Connection, ids: Sequence[str], origin: str = "service"
+                  ) -> dict[str, Stored]:
+    """The latest version of each of `origin`'s ids, with its audience (write path): a
+    notice re-published to another audience must re-version every object it covers."""
+    found: dict[str, Stored] = {}
     id_list = sorted(set(ids))
     for start in range(0, len(id_list), _CHUNK):
-        query = sa.select(objects.c.id, objects.c.raw, objects.c.is_latest).where(
-            objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.origin == origin)
-        found.update((row.id, row.raw) for row in conn.execute(query) if row.is_latest)
+        rows = list(conn.execute(sa.select(
+            objects.c.pk, objects.c.id, objects.c.raw, objects.c.tlp_rank,
+            objects.c.all_sectors, objects.c.sector_mask).where(
+            objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.origin == origin,
+            objects.c.is_latest)))
+        named = _named_audience(conn, [row.pk for row in rows])
+        for row in rows:
+            compartments, orgs, names = named.get(row.pk, (set(), set(), set()))
+            found[row.id] = Stored(row.raw, access.Audience(
+                tlp=tiers.TLP_LEVELS[row.tlp_rank], all_sectors=row.all_sectors,
+                sector_mask=row.sector_mask, compartments=frozenset(compartments),
+                recipient_orgs=frozenset(orgs), recipient_principals=frozenset(names)))
     return found
+
+
+def _named_audience(conn: Connection, pks: list[int]) -> dict[int, tuple[set, set, set]]:
+    """pk -> (compartments, recipient orgs, recipient principals)."""
+    named: dict[int, tuple[set, set, set]] = {}
+    if not pks:
+        return named
+    for pk, name in conn.execute(sa.select(object_compartments.c.object_pk,
+                                           object_compartments.c.name)
+                                 .where(object_compartments.c.object_pk.in_(pks))):
+        named.setdefault(pk, (set(), set(), set()))[0].add(name)
+    for pk, kind, name in conn.execute(sa.select(
+            object_recipients.c.object_pk, object_recipients.c.kind, object_recipients.c.name)
+            .where(object_recipients.c.object_pk.in_(pks))):
+        named.setdefault(pk, (set(), set(), set()))[1 if kind == "org" else 2].add(name)
+    return named

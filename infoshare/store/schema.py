@@ -67,7 +67,7 @@ objects = sa.Table(
     sa.Column("is_latest", sa.Boolean, nullable=False),
     sa.Column("is_first", sa.Boolean, nullable=False),
     sa.Column("raw", sa.LargeBinary, nullable=False),  # the exact bytes served
-    # Audience (DESIGN.md "Access"): the facts access.py decides on.
+    # Audience (docs/ARCHITECTURE.md "Access"): the facts access.py decides on.
     sa.Column("tlp_rank", sa.SmallInteger, nullable=False),
     sa.Column("all_sectors", sa.Boolean, nullable=False),
     sa.Column("sector_mask", sa.Integer, nullable=False),
@@ -75,9 +75,9 @@ objects = sa.Table(
     sa.Column("has_recipients", sa.Boolean, nullable=False),
     # Where it came from: None for the service's own, else the submitting principal.
     sa.Column("submitted_by", sa.BigInteger, sa.ForeignKey("principals.pk")),
-    # Whose lineage this version belongs to: "service", "feed:<name>" or "principal:<id>".
-    # Versions (and first/last) are per (origin, id), so nobody can add a version to, or
-    # learn of, an object someone else stored under the same id.
+    # Who owns the id: "service", "feed:<name>" or "principal:<id>". An id belongs to the
+    # origin that first stored it and only that origin adds versions (store/objects.py),
+    # so every id has one lineage and exactly one latest version.
     sa.Column("origin", sa.String(120), nullable=False, server_default="service"),
     # For a third-party object carrying the service's signature extension: whether it
     # verified against the service's keys (verified | bad | unknown-key); else NULL.
@@ -153,8 +153,37 @@ notices = sa.Table(
     sa.Column("version", sa.String(40), nullable=False),
     sa.Column("object_ids", sa.JSON, nullable=False),
     sa.Column("document", sa.JSON, nullable=False),
-    sa.UniqueConstraint("source", "source_id", name="uq_notices_source"),
+    # The organisation the notice belongs to ("" for the service's own: feeds, the CLI).
+    # source_ids are per organisation; only its publishers (and admins) change it.
+    sa.Column("org", sa.String(200), nullable=False, server_default=""),
+    # The namespace its STIX ids were made in: NULL for the installation's own (see
+    # stix/ids.py); notices from before that namespace existed keep the legacy one.
+    sa.Column("id_namespace", sa.String(36)),
+    sa.Index("uq_notices_source_org", "source", "org", "source_id", unique=True),
     sa.Index("ix_notices_modified", "modified_us"),
+)
+
+# Facts of the installation that every host must agree on (installation.py).
+installation = sa.Table(
+    "installation",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(500), nullable=False),
+)
+
+# Versions that lost their id to its first owner when a store that let several origins
+# share an id was upgraded (migrate.py): kept for the operator, never read by a client.
+displaced_objects = sa.Table(
+    "displaced_objects",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("id", sa.String(120), nullable=False),
+    sa.Column("origin", sa.String(120), nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("date_added", sa.BigInteger, nullable=False),
+    sa.Column("submitted_by", sa.BigInteger),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("displaced_us", sa.BigInteger, nullable=False),
 )
 
 # Subscriptions: a principal's standing filter over what it may see. The filter columns

@@ -8,7 +8,7 @@ import uuid
 
 from flask import Blueprint, Response, current_app, g, request
 
-from .. import access, publish, timestamps
+from .. import access, publish, strictjson, timestamps
 from ..settings import CollectionSpec
 from ..store import audit
 from ..store import objects as object_store
@@ -214,7 +214,7 @@ def add_objects(api_root: str, collection_id: str) -> Response:
         raise TaxiiError(415, "Unsupported media type", f"send the envelope as {TAXII}")
     received = _envelope_objects(request.get_data())
     request_us = timestamps.now_us()
-    outcomes = publish.ingest(svc.engine, svc.settings, spec, g.principal, received,
+    outcomes = publish.ingest(svc.engine, svc.settings, svc.ids, spec, g.principal, received,
                               keys=svc.keyring.public_keys())
     status_id = str(uuid.uuid4())
     retention_us = svc.settings.taxii.status_retention_hours * 3_600_000_000
@@ -230,16 +230,22 @@ def add_objects(api_root: str, collection_id: str) -> Response:
 
 
 def _envelope_objects(data: bytes) -> list:
+    """The envelope's objects; a body that is not one is refused whole, before anything is
+    stored, so a client is never told that nothing at all worked."""
     try:
-        envelope = json.loads(data)
+        envelope = strictjson.loads(data)
+    except strictjson.StrictJSONError as exc:
+        raise bad_request(f"the body is not strict JSON: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise bad_request("the body nests too deeply to be a STIX envelope") from None
-    if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("objects"), list):
+        what = ("a bare STIX object" if isinstance(envelope, dict) and "type" in envelope
+                else "no objects list")
         raise TaxiiError(422, "Unprocessable envelope",
-                         'expected a TAXII envelope: {"objects": [ ... ]}')
-    return envelope.get("objects", [])
+                         f'expected a TAXII envelope {{"objects": [ ... ]}}; got {what}')
+    return envelope["objects"]
 
 
 def _detail(outcome: publish.Outcome) -> dict:

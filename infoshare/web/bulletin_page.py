@@ -37,21 +37,31 @@ def bulletin(report_id: str):
         objects = stix_objects.latest(conn, principal(), list(row.object_ids), keys)
         versions = stix_objects.history(conn, principal(), report_id, keys)
     return render_template("bulletin.html", row=row, doc=row.document, objects=objects,
-                           versions=versions, sector_codes=sectors.codes(row.sector_mask))
+                           versions=versions, sector_codes=sectors.codes(row.sector_mask),
+                           may_manage=publish.may_manage(principal(), row))
 
 
 @bp.post("/bulletins/<report_id>/revoke")
 @publisher_required
 def revoke(report_id: str):
-    row = visible_notice(report_id)
+    row = managed_notice(report_id)
     if row.revoked:
         flash("This bulletin was revoked already.", "info")
         return redirect(url_for("console.bulletin", report_id=report_id))
     s = svc()
-    try:
-        result = publish.revoke_notice(s.engine, s.signer(), s.settings.tiers, principal(),
-                                       report_id, s.settings.compartments)
-    except publish.UnknownNotice:
-        abort(404, NOT_VISIBLE)
+    result = publish.revoke_notice(s.engine, s.authority(), s.settings.tiers, principal(),
+                                   row, s.settings.compartments)
     flash(f"Revoked: {result.stored} object(s) published as revoked.", "success")
     return redirect(url_for("console.bulletin", report_id=report_id))
+
+
+def managed_notice(report_id: str):
+    """The notice row if the viewer may change it (publish.may_manage): 404 when it may not
+    see it, 403 when it may see but not change it."""
+    try:
+        return publish.manageable(svc().engine, principal(), report_id)
+    except publish.UnknownNotice:
+        abort(404, NOT_VISIBLE)
+    except publish.NotYours:
+        abort(403, "Only publishers of the organisation that owns this bulletin, or an "
+                   "admin, may change it.")

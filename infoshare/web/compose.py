@@ -7,6 +7,8 @@ it, so the console accepts exactly what the API accepts.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
@@ -16,7 +18,7 @@ from ..store import notices as notice_store
 from ..store.engine import read
 from . import bulletin_form, form_errors, preview
 from .blueprint import bp
-from .bulletin_page import visible_notice
+from .bulletin_page import managed_notice
 from .common import principal, svc
 from .identity import publisher_required
 
@@ -43,7 +45,7 @@ def update(report_id: str):
 
 
 def _editable(report_id: str):
-    row = visible_notice(report_id)
+    row = managed_notice(report_id)
     if row.source != SOURCE:
         abort(409, "This notice comes from a feed; the feed keeps it up to date.")
     if row.revoked:
@@ -57,32 +59,40 @@ def _submit(values: dict, row):
     errors, notice = dict(draft.problems), None
     try:
         notice = load_bulletin(draft.document, svc().settings.compartments, source=SOURCE)
+        # source_ids are per organisation: an update stays with the bulletin's own.
+        notice = replace(notice, org=row.org if row is not None else principal().org)
     except ValidationError as exc:
         errors = form_errors.merge(errors, form_errors.by_field(exc.messages,
                                                                 draft.indicator_lines))
     if notice is not None and row is None:
-        errors = form_errors.merge(errors, _source_id_taken(notice.source_id))
+        errors = form_errors.merge(errors, _source_id_taken(notice))
     if errors or notice is None:
         return _page(values, row, errors=errors), 422
     if request.form.get("action") == "publish":
         return _publish(notice, row)
-    return _page(values, row, preview=preview.build(notice))
+    return _page(values, row, preview=preview.build(notice, svc().ids))
 
 
-def _source_id_taken(source_id: str | None) -> dict[str, list[str]]:
-    """A new bulletin may not reuse a source id: that would silently update (or, for one the
-    publisher cannot see, overwrite) another bulletin. Updates go through its own page."""
-    if not source_id:
+def _source_id_taken(notice: notices.Notice) -> dict[str, list[str]]:
+    """A new bulletin may not reuse one of its organisation's source ids: that would
+    silently update another bulletin. Updates go through its own page. Other
+    organisations' source ids are theirs alone and never consulted (no oracle)."""
+    if not notice.source_id:
         return {}
     with read(svc().engine) as conn:
-        taken = notice_store.by_source(conn, SOURCE, source_id) is not None
+        taken = notice_store.by_source(conn, SOURCE, notice.org,
+                                       notice.source_id) is not None
     return {"source_id": ["a bulletin with this source id exists; open it and use Update"]} \
         if taken else {}
 
 
 def _publish(notice: notices.Notice, row):
     s = svc()
-    result = publish.publish_notice(s.engine, s.signer(), s.settings.tiers, notice, principal())
+    try:
+        result = publish.publish_notice(s.engine, s.authority(), s.settings.tiers, notice,
+                                        principal())
+    except publish.IdTaken as exc:
+        abort(409, str(exc))
     if row is None:
         flash(f"Published, with {len(result.object_ids)} STIX objects.", "success")
     elif result.stored:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from .. import timestamps
 from ..notices import Notice
 from ..stix import convert, patterns
+from ..stix.ids import IdSpace
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,11 @@ class Preview:
         return sum(1 for obj in self.objects if obj["type"] == object_type)
 
 
-def build(notice: Notice) -> Preview:
+def build(notice: Notice, ids: IdSpace) -> Preview:
     provisional = not notice.source_id
     if provisional:
         notice = replace(notice, source_id=f"preview-{uuid.uuid4()}")
     stamp = convert.Stamp(timestamps.format_stix(timestamps.now_us()), {})
     rows = [IndicatorRow(spec.value, spec.type, patterns.pattern(spec.type, spec.value))
             for spec in notice.indicators]
-    return Preview(convert.convert(notice, stamp), rows, provisional)
+    return Preview(convert.convert(notice, stamp, ids), rows, provisional)
