@@ -97,12 +97,18 @@ NAMES = [m.name for m in POOL] + ["ghost"]
 
 @dataclass(frozen=True)
 class Entry:
-    """One published bulletin: what the rule needs to know about it."""
+    """One published bulletin: what the rule needs to know about it. `history` holds the
+    audience of each version (every object of a bulletin is re-versioned when its audience
+    changes); `audience` is the latest one, through which the id is seen."""
 
     report_id: str
     object_ids: tuple[str, ...]
-    audience: access.Audience
+    history: tuple[access.Audience, ...]
     document: dict = field(compare=False, hash=False)
+
+    @property
+    def audience(self) -> access.Audience:
+        return self.history[-1]
 
 
 class World:
@@ -139,9 +145,27 @@ class World:
         assert len(body["objects"]) == 1 + len(document["indicators"]), body
         assert body["objects"][0] == body["id"]
         notice = load_bulletin(document, COMPARTMENTS)
-        entry = Entry(body["id"], tuple(body["objects"]), notice_audience(notice), document)
+        entry = Entry(body["id"], tuple(body["objects"]), (notice_audience(notice),), document)
         self.entries.append(entry)
         return entry
+
+    def revise(self, entry: Entry, audience_fields: dict) -> Entry:
+        """Publish the bulletin again (same source_id and content) to another audience."""
+        document = {**entry.document, **audience_fields}
+        response = self.api(PUBLISHER.name, "POST", "bulletins", json=document)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        audience = notice_audience(load_bulletin(document, COMPARTMENTS))
+        changed = audience != entry.audience
+        assert body["stored"] == (len(entry.object_ids) if changed else 0), (body, entry)
+        revised = Entry(entry.report_id, entry.object_ids,
+                        entry.history + ((audience,) if changed else ()), document)
+        self.entries[self.entries.index(entry)] = revised
+        return revised
+
+    def visible_versions(self, member: Member, entry: Entry) -> int:
+        principal = member.principal()
+        return sum(access.may_see_version(principal, a, entry.audience) for a in entry.history)
 
     # --- the rule ------------------------------------------------------------------------
 
@@ -281,7 +305,8 @@ def check_by_id(world: World, member: Member, entries: list[Entry]) -> None:
         if visible:
             assert response.status_code == 200, f"versions: {where}"
             assert response.headers.get("X-TAXII-Date-Added-First"), where
-            assert len(response.json()["versions"]) == 1, where
+            assert len(response.json()["versions"]) == world.visible_versions(member, entry), (
+                f"versions: {where}")
         else:
             assert _normalised(response, entry.report_id) == missing_versions, (
                 f"versions not like a missing object: {where}")
@@ -378,21 +403,41 @@ def bulletins(draw) -> dict:
         "recipients": recipients,
         "indicators": [{"value": f"198.51.100.{n}"} for n in draw(
             st.lists(st.integers(1, 254), min_size=1, max_size=2, unique=True))],
+        "source_id": f"generated-{uuid.uuid4()}",
     }
+
+
+AUDIENCE_FIELDS = ("tlp", "sectors", "compartments", "recipients")
 
 
 @settings(max_examples=18, deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(documents=st.lists(bulletins(), min_size=1, max_size=5),
        codes=st.lists(sector_codes, min_size=2, max_size=3, unique=True),
-       picks=st.lists(st.integers(min_value=0, max_value=10**6), max_size=3))
+       picks=st.lists(st.integers(min_value=0, max_value=10**6), max_size=3),
+       revisions=st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), bulletins()),
+                          max_size=3))
 def test_every_read_endpoint_shows_exactly_what_the_rule_allows(world, documents, codes,
-                                                                 picks):
+                                                                 picks, revisions):
+    """Bulletins published, and some of the earlier ones published again to a random new
+    audience: every principal sees each id through its latest version."""
     older = list(world.entries)
     new = [world.publish({**d, "title": f"{d['title']} {uuid.uuid4().hex[:8]}"})
            for d in documents]
+    for pick, fields in revisions:
+        # The publisher may update only what it may see (publishing is no licence to read).
+        revisable = [e for e in world.entries if e.document.get("source_id")
+                     and world.sees(PUBLISHER, e)]
+        if not revisable:
+            break
+        entry = revisable[pick % len(revisable)]
+        revised = world.revise(entry, {k: fields[k] for k in AUDIENCE_FIELDS})
+        new = [revised if e.report_id == revised.report_id else e for e in new]
+        if revised.report_id not in {e.report_id for e in new}:
+            new.append(revised)
     # Every new report by id, plus a few older ones (all of them were new once).
-    sample = list({older[p % len(older)].report_id: older[p % len(older)]
+    current = {e.report_id: e for e in world.entries}
+    sample = list({older[p % len(older)].report_id: current[older[p % len(older)].report_id]
                    for p in picks}.values()) if older else []
 
     def check(member: Member) -> None:
@@ -411,8 +456,10 @@ def test_generated_bulletins_reached_every_principal_and_every_rule(world):
     """Every principal of the pool both saw and was denied something, and every TLP level
     was used (the hand-built cases alone guarantee this; generation adds to it)."""
     assert {e.document["tlp"] for e in world.entries} == set(tiers.TLP_LEVELS)
+    assert any(len(e.history) > 1 for e in world.entries), "no audience was ever changed"
     for member in POOL:
         verdicts = {world.sees(member, e) for e in world.entries}
         assert verdicts == {True, False}, member.name
     print(json.dumps({"bulletins": len(world.entries),
+                      "audience_changes": sum(len(e.history) - 1 for e in world.entries),
                       "objects": len(world.known_ids)}))

@@ -14,6 +14,7 @@ SQLite and PostgreSQL, with the outcome the service must give.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,6 +41,9 @@ PRINCIPALS = {
     "admin": ("--org", "Operators", "--tier", "trusted", "--all-sectors", "--compartment",
               "LES", "--role", "admin"),
 }
+
+
+PASSWORD = "integrity tests: a long password"
 
 
 class Hub:
@@ -90,6 +94,18 @@ class Hub:
                 return ids
             token = body["next"]
 
+    def console(self, who: str) -> requests.Session:
+        """A logged-in console session (the log-in form, with its CSRF token)."""
+        session = requests.Session()
+        page = session.get(f"{self.server.base}/console/login", timeout=30)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        response = session.post(f"{self.server.base}/console/login", timeout=30, data={
+            "csrf_token": token, "name": who, "password": PASSWORD, "next": ""})
+        assert response.status_code == 200 and "/console/login" not in response.url
+        # A log-in rotates the token; every page after it carries the new one.
+        session.csrf = re.search(r'name="csrf_token" value="([^"]+)"', response.text).group(1)
+        return session
+
     def bulletin_ids(self, who: str) -> set[str]:
         response = self.api(who, "GET", "bulletins", params={"limit": 1000})
         assert response.status_code == 200, response.text
@@ -103,8 +119,8 @@ def hub(request, tmp_path_factory):
     try:
         with ThreadPoolExecutor(len(PRINCIPALS)) as pool:
             added = dict(zip(PRINCIPALS, pool.map(
-                lambda item: server.add_principal(item[0], *item[1]), PRINCIPALS.items()),
-                strict=True))
+                lambda item: server.add_principal(item[0], *item[1], password=PASSWORD),
+                PRINCIPALS.items()), strict=True))
         yield Hub(server, {name: a["api_key"] for name, a in added.items()})
     finally:
         server.stop()
@@ -179,6 +195,35 @@ def test_other_organisations_cannot_rewrite_or_revoke_a_hidden_bulletin(hub):
     assert own["id"] != secret["id"]
     after = hub.api("analyst", "GET", f"bulletins/{secret['id']}").json()
     assert after["version"] == detail["version"] and after["title"] == detail["title"]
+
+
+def test_the_console_shows_nothing_of_a_hidden_bulletin_after_a_plant(hub):
+    secret = hidden_bulletin(hub)
+    hub.submit("partner", [planted(secret["id"])])
+    base = f"{hub.server.base}/console"
+    for who in ("partner", "rival"):
+        console = hub.console(who)
+        assert console.get(f"{base}/bulletins/{secret['id']}", timeout=30).status_code == 404
+        for page in ("/bulletins", "/"):
+            response = console.get(base + page, timeout=30)
+            assert response.status_code == 200 and secret["id"] not in response.text, page
+        revoke = console.post(f"{base}/bulletins/{secret['id']}/revoke", timeout=30,
+                              data={"csrf_token": console.csrf})
+        assert revoke.status_code in (403, 404), who
+
+
+def test_the_console_refuses_another_organisations_update_and_revoke(hub):
+    published = hub.publish("analyst", bulletin(tlp="green", sectors="all"))
+    console = hub.console("rival")
+    base = f"{hub.server.base}/console/bulletins/{published['id']}"
+    page = console.get(base, timeout=30)
+    assert page.status_code == 200 and "Revoke" not in page.text
+    assert console.get(f"{base}/edit", timeout=30).status_code == 403
+    revoke = console.post(f"{base}/revoke", timeout=30, data={"csrf_token": console.csrf})
+    assert revoke.status_code == 403
+    assert hub.api("analyst", "GET", f"bulletins/{published['id']}").json()["revoked"] is False
+    mine = hub.console("colleague")  # the same organisation: may update
+    assert mine.get(f"{base}/edit", timeout=30).status_code == 200
 
 
 # --- 3: one latest version per id --------------------------------------------------------
