@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import Flask, Response, request
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
 
 from feeds import registry as feed_registry
 
+from . import front
 from .api import bp as api_bp
 from .api.errors import ApiError
 from .api.errors import render as render_api
@@ -75,10 +76,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(taxii_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+    app.before_request(_body_checked)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/.well-known/jwks.json", "jwks", _jwks)
     app.register_error_handler(HTTPException, _http_error)
     return app
+
+
+def _body_checked() -> None:
+    """What the front found while reading the body (front.py): too large, or too slow."""
+    found = front.flags(request.environ)
+    if found.get(front.TOO_LARGE):
+        raise RequestEntityTooLarge()
+    if found.get(front.TOO_SLOW):
+        raise RequestTimeout()
 
 
 def _healthz() -> tuple[dict, int]:

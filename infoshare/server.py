@@ -1,4 +1,5 @@
-"""Running under gunicorn: one master, N sync workers, each with its own engine.
+"""Running under gunicorn: one master, N uvicorn workers (see front.py), each with its
+own engine and a pool of threads for the Flask app.
 
 The data directory is prepared once in the master before workers fork (schema, signing
 key, definitions), so workers never race to create tables or keys.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
+from . import front
 from .app import create_app
 from .settings import Settings
 from .store import migrate
@@ -30,16 +32,21 @@ class _Gunicorn(BaseApplication):
         from distribution import scheduler
 
         scheduler.start(app.extensions["infoshare"])
-        return app
+        server = self.settings.server
+        return front.BufferedWSGI(app, self.settings.taxii.max_content_length,
+                                  server.body_timeout, server.threads)
 
 
 def run(settings: Settings, host: str, port: int, workers: int) -> None:
     """Serve until stopped; call prepare() first (the CLI does)."""
+    server = settings.server
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
-        "threads": 4,
+        "worker_class": front.worker_class(server.header_timeout, server.max_connections,
+                                           ",".join(server.forwarded_allow_ips)),
+        "forwarded_allow_ips": ",".join(server.forwarded_allow_ips) or "127.0.0.1",
+        "keepalive": 5,
         "timeout": 60,
         "graceful_timeout": 10,
         "accesslog": "-",

@@ -43,6 +43,11 @@ class ServerSettings:
     port: int
     workers: int
     base_url: str
+    threads: int = 8
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
+    forwarded_allow_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -312,6 +317,11 @@ def _server(r: _Reader) -> ServerSettings:
         port=r.int("port", 1, 65535),
         workers=r.int("workers", 1, 64),
         base_url=r.str("base_url").rstrip("/"),
+        threads=r.int("threads", 1, 256),
+        header_timeout=r.number("header_timeout"),
+        body_timeout=r.number("body_timeout"),
+        max_connections=r.int("max_connections", 10),
+        forwarded_allow_ips=r.strings("forwarded_allow_ips"),
     )
 
 

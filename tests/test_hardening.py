@@ -1,0 +1,145 @@
+"""Hardening, played as the attacker would on loopback: slow clients, oversized bodies.
+
+Every attack is bounded: a fixed number of connections, a fixed number of seconds, and
+each one stops by itself.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from .live import LiveServer, service_env
+
+TAXII = "application/taxii+json;version=2.1"
+ALL = "5d4d1a3c-6b0e-4d55-9a44-0c5f2d8e7a01"
+SUBMISSIONS = "f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a04"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    live = LiveServer(service_env(tmp_path_factory.mktemp("hardening"),
+                                  INFOSHARE_SERVER_HEADER_TIMEOUT="4",
+                                  INFOSHARE_SERVER_BODY_TIMEOUT="4"), workers=2)
+    live.key = live.add_principal("reader", "--org", "Water Co", "--tier", "partner",
+                                  "--sector", "water")["api_key"]
+    yield live
+    live.stop()
+
+
+class Trickle:
+    """`count` connections that each send `prefix`, then one byte of `tail` every
+    `every` seconds, for at most `seconds`; records when the server closed each one."""
+
+    def __init__(self, port: int, count: int, prefix: bytes, tail: bytes,
+                 every: float = 2.0, seconds: float = 10.0):
+        self.port, self.prefix, self.tail = port, prefix, tail
+        self.every, self.seconds = every, seconds
+        self.closed_after: list[float] = []
+        self.threads = [threading.Thread(target=self._one, daemon=True) for _ in range(count)]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        time.sleep(1.0)  # every connection open and trickling
+        return self
+
+    def __exit__(self, *exc):
+        for thread in self.threads:
+            thread.join(self.seconds + 5)
+
+    def _one(self) -> None:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            try:
+                sock.sendall(self.prefix)
+                for byte in self.tail:
+                    if time.monotonic() - started > self.seconds:
+                        return
+                    sock.sendall(bytes([byte]))
+                    time.sleep(self.every)
+                    if _closed(sock):
+                        break
+            except OSError:
+                pass
+        self.closed_after.append(time.monotonic() - started)
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        sock.recv(4096)  # an answer (408) or a close (b"") both end the trickle
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def timed_get(url: str, **kwargs) -> tuple[float, int]:
+    started = time.monotonic()
+    response = requests.get(url, timeout=10, **kwargs)
+    return time.monotonic() - started, response.status_code
+
+
+def assert_still_answers(server) -> None:
+    for _ in range(3):
+        took, status = timed_get(server.base + "/healthz")
+        assert status == 200 and took < 3, (status, took)
+        took, status = timed_get(f"{server.api_root}collections/{ALL}/objects/", headers={
+            "Accept": TAXII, "Authorization": f"Bearer {server.key}"})
+        assert status == 200 and took < 3, (status, took)
+        time.sleep(0.5)
+
+
+def test_forty_slow_header_clients_do_not_stop_the_service(server):
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100
+    with Trickle(server.port, 40, b"G", request[1:], seconds=10) as trickle:
+        assert_still_answers(server)
+    # The header deadline (4 s here) cut every one of them off, well before they finished.
+    assert len(trickle.closed_after) == 40
+    assert max(trickle.closed_after) < 9, sorted(trickle.closed_after)
+
+
+def test_forty_slow_body_clients_do_not_stop_the_service(server):
+    head = (f"POST /taxii2/infoshare/collections/{SUBMISSIONS}/objects/ HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: Bearer {server.key}\r\n"
+            f"Accept: {TAXII}\r\nContent-Type: {TAXII}\r\nContent-Length: 100000\r\n\r\n")
+    with Trickle(server.port, 40, head.encode(), b'{"objects": []' + b" " * 100,
+                 seconds=10) as trickle:
+        assert_still_answers(server)
+    assert len(trickle.closed_after) == 40
+    assert max(trickle.closed_after) < 9, sorted(trickle.closed_after)
+
+
+def test_a_slow_body_gets_408_in_taxii_form(server):
+    head = (f"POST /taxii2/infoshare/collections/{SUBMISSIONS}/objects/ HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAccept: {TAXII}\r\nContent-Type: {TAXII}\r\n"
+            f"Authorization: Bearer {server.key}\r\nContent-Length: 1000\r\n\r\n{{")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 408"), answer[:200]
+    assert TAXII in answer
+
+
+def test_a_chunked_body_over_the_limit_is_413(server):
+    limit = 10 * 1024 * 1024
+
+    def chunks():
+        block = b" " * 1024 * 1024
+        for _ in range(limit // len(block) + 2):
+            yield block
+
+    response = requests.post(f"{server.api_root}collections/{SUBMISSIONS}/objects/",
+                             data=chunks(), timeout=60, headers={
+                                 "Accept": TAXII, "Content-Type": TAXII,
+                                 "Authorization": f"Bearer {server.key}"})
+    assert response.status_code == 413, response.text
+    assert response.headers["Content-Type"] == TAXII
