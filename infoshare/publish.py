@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from distribution import routing
 
-from . import access, schemas, sectors, tiers, timestamps
+from . import access, schemas, sectors, strictjson, tiers, timestamps
 from .notices import SEVERITY_RANK, Notice
 from .settings import CollectionSpec, Settings
 from .signing import objects as signed
@@ -51,7 +51,7 @@ class Outcome:
 
 
 def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principal | None,
-                         compartment_names: Sequence[str],
+                         compartment_names: Sequence[str], ids: IdSpace,
                          sector_codes: Sequence[str] = ()) -> access.Audience:
     """Who a received object is for: its own markings, else the collection default.
 
@@ -68,7 +68,7 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
     names = frozenset({submitter.name}) if submitter and tlp == "red" else frozenset()
     return access.Audience(
         tlp=tlp, all_sectors=all_sectors or mask == sectors.ALL_MASK, sector_mask=mask,
-        compartments=frozenset(markings.compartments_of(obj, compartment_names)),
+        compartments=frozenset(markings.compartments_of(obj, compartment_names, ids)),
         recipient_orgs=orgs, recipient_principals=names,
     )
 
@@ -99,7 +99,7 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
             if checked.id in reserved:
                 outcomes.append(_own_definition(obj, checked, reserved[checked.id]))
                 continue
-            raw = _strict_bytes(obj)
+            raw = _strict_bytes(obj, parsed_strictly=submitter is not None)
         except InvalidObject as exc:
             outcomes.append(_rejected(obj, str(exc)))
             continue
@@ -109,7 +109,7 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
         batch.append(object_store.NewObject(
             id=checked.id, type=checked.type, spec_version=checked.spec_version,
             version=checked.version, version_us=checked.version_us, raw=raw,
-            audience=third_party_audience(obj, default_tlp, submitter, compartments,
+            audience=third_party_audience(obj, default_tlp, submitter, compartments, ids,
                                            sector_codes),
             submitted_by=submitter.pk if submitter else None,
             collection_id=collection.id if collection.kind == "submitted" else None,
@@ -118,7 +118,7 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
     if batch:
         with write(engine) as conn:
             existing = object_store.existing_ids(conn, origin, [item.id for item in batch])
-            added = object_store.insert(conn, batch)
+            added = object_store.insert(conn, batch, reader=submitter)
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
                           settings.tiers)
             stored = [i.id for i, a in zip(batch, added, strict=True) if isinstance(a, int)]
@@ -130,15 +130,19 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
 
 
 
-def _strict_bytes(obj: dict) -> bytes:
-    """The bytes to store: strict JSON only (no NaN or Infinity, no lone surrogates),
-    whatever path the object came by (a TAXII POST is checked at the door, a feed's
-    upstream may not be)."""
+def _strict_bytes(obj: dict, parsed_strictly: bool) -> bytes:
+    """The bytes to store: strict JSON only (no NaN or Infinity, no lone surrogates, no
+    integers beyond STIX's range), whatever path the object came by. A TAXII POST body was
+    parsed strictly at the door; a feed's upstream JSON was not, so its bytes are read
+    back strictly once."""
     try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
-                          allow_nan=False).encode()
-    except ValueError as exc:  # UnicodeEncodeError is one too
+        raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+                         allow_nan=False).encode()
+        if not parsed_strictly:
+            strictjson.loads(raw)
+    except ValueError as exc:  # UnicodeEncodeError and StrictJSONError are ValueErrors
         raise InvalidObject(f"not strict JSON: {exc}") from None
+    return raw
 
 
 FOREIGN_ID = ("this id belongs to another publisher; only the origin that first stored it "
@@ -337,6 +341,8 @@ def _publish(conn, authority: Authority, tier_map: tiers.Tiers, notice: Notice,
     # Audience is content: a narrower or wider audience re-versions every object.
     changed = [o for o in objs if o["id"] not in stored or stored[o["id"]].audience != audience
                or _comparable(before[o["id"]]) != _comparable(o)]
+    unchanged = len(objs) - len(changed)
+    changed += _dropped(conn, existing, objs, audience, objs[0]["modified"])
     added = object_store.insert(conn, [_new_object(authority.signer, o, audience)
                                        for o in changed])
     taken = [o["id"] for o, d in zip(changed, added, strict=True) if d == object_store.FOREIGN]
@@ -355,7 +361,26 @@ def _publish(conn, authority: Authority, tier_map: tiers.Tiers, notice: Notice,
                      objects=len(changed))
     return Published(report["id"], [o["id"] for o in objs],
                      report["modified"] if changed else (existing.version if existing else ""),
-                     len(changed), len(objs) - len(changed), existing is None)
+                     len(changed), unchanged, existing is None)
+
+
+def _dropped(conn, existing, objs: list[dict], audience: access.Audience,
+             now: str) -> list[dict]:
+    """Objects an earlier version of the notice had and this one has not: revoked, for
+    the notice's new audience, so that they neither stay live nor stay visible to readers
+    the notice no longer names."""
+    if existing is None:
+        return []
+    kept = {o["id"] for o in objs}
+    gone = [i for i in existing.object_ids if i not in kept]
+    revoked = []
+    for old in object_store.latest_stored(conn, gone).values():
+        obj = signed.unsigned(json.loads(old.raw))
+        if obj.get("revoked") and old.audience == audience:
+            continue
+        revoked.append({**obj, "modified": max(now, obj.get("modified", now)),
+                        "revoked": True})
+    return revoked
 
 
 def _new_object(signer: Signer, obj: dict, audience: access.Audience,
@@ -403,4 +428,8 @@ def ensure_definitions(engine: Engine, settings: Settings, authority: Authority)
         audience=access.OPEN, everywhere=True) for o in oasis]
     with write(engine) as conn:
         added = object_store.insert(conn, items)
+    taken = [i.id for i, a in zip(items, added, strict=True) if a == object_store.FOREIGN]
+    if taken:  # a reader would meet someone else's object where ours should be
+        raise IdTaken(f"the service's definitions are stored by another origin: "
+                      f"{', '.join(taken)}")
     return sum(1 for a in added if isinstance(a, int))

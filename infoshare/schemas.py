@@ -24,7 +24,7 @@ from marshmallow import (
 from . import notices, sectors, tiers, timestamps
 from .stix import patterns
 
-CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
+CVE = re.compile(r"^CVE-\d{4}-\d{4,}\Z")
 
 
 class Timestamp(fields.String):
@@ -87,7 +87,7 @@ class LocationSchema(Schema):
     latitude = fields.Float(load_default=None, validate=_latitude, data_key="lat")
     longitude = fields.Float(load_default=None, validate=_longitude, data_key="lon")
     country = fields.String(load_default=None, validate=validate.Regexp(
-        r"^[A-Z]{2}$", error="country is an ISO 3166-1 alpha-2 code such as US"))
+        r"^[A-Z]{2}\Z", error="country is an ISO 3166-1 alpha-2 code such as US"))
     administrative_area = fields.String(load_default=None)
     polygon = fields.List(fields.List(fields.Float(), validate=_point), load_default=list)
     geocodes = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
@@ -153,7 +153,7 @@ class BulletinSchema(Schema):
                                 load_default=list)
     references = fields.List(fields.Url(schemes={"http", "https"}), load_default=list)
     labels = fields.List(fields.String(validate=validate.Regexp(
-        r"^[\w:.\-]{1,100}$", error="labels are words (letters, digits, - _ : .)")),
+        r"^[\w:.\-]{1,100}\Z", error="labels are words (letters, digits, - _ : .)")),
         load_default=list)
     source_id = fields.String(load_default=None, validate=validate.Length(min=1, max=500))
 
@@ -233,7 +233,7 @@ class SubscriptionSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     sectors = fields.List(fields.String(validate=validate.OneOf(sectors.CODES)))
     types = fields.List(fields.String(validate=validate.Regexp(
-        r"^[a-z0-9][a-z0-9-]{0,62}$", error="not a STIX type name")))
+        r"^[a-z0-9][a-z0-9-]{0,62}\Z", error="not a STIX type name")))
     kinds = fields.List(fields.String(validate=validate.OneOf(notices.KINDS)))
     min_severity = fields.String(validate=validate.OneOf(notices.SEVERITIES[:-1]),
                                  allow_none=True)

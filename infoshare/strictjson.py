@@ -16,7 +16,7 @@ from typing import Any
 # STIX 2.1 section 2.7: integers are within the IEEE 754 double's exact range.
 MAX_INTEGER = 2**53 - 1
 # A surrogate can only come from a \\uD800-\\uDFFF escape (UTF-8 cannot carry one).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class StrictJSONError(ValueError):
@@ -44,12 +44,13 @@ def _int(text: str) -> int:
 def loads(data: bytes | str) -> Any:
     """Parse strictly; StrictJSONError (a ValueError) names the problem.
 
-    json.JSONDecodeError, UnicodeDecodeError and RecursionError pass through for the caller
-    to word as it needs.
+    Bytes must be UTF-8 (RFC 8259 8.1): json.loads would also take UTF-16 and UTF-32, where
+    the escape test below cannot see a surrogate. json.JSONDecodeError, UnicodeDecodeError
+    and RecursionError pass through for the caller to word as it needs.
     """
-    value = json.loads(data, parse_constant=_constant, parse_float=_float, parse_int=_int)
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if _SURROGATE_ESCAPE.search(raw):
+    text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    if _SURROGATE_ESCAPE.search(text):
         _check_text(value)
     return value
 

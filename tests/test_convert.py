@@ -167,7 +167,7 @@ def test_markings_and_producer_on_every_object(name):
     document = BULLETINS[name]
     objects = stix(document)
     expected = [TLP2_MARKING_IDS[document["tlp"]]] + [
-        markings.compartment_marking_id(c) for c in sorted(document.get("compartments", []))]
+        markings.compartment_marking_id(c, IDS) for c in sorted(document.get("compartments", []))]
     for obj in objects:
         assert obj["object_marking_refs"] == expected, obj["id"]
         assert obj["created_by_ref"] == IDS.identity_id()
@@ -178,10 +178,10 @@ def test_markings_and_producer_on_every_object(name):
 def test_compartment_marking_ids_match_the_definitions():
     own, _ = definitions.service_objects("infoshare", COMPARTMENTS, IDS)
     defined = {o["name"]: o["id"] for o in own if o["type"] == "marking-definition"}
-    assert defined == {c: markings.compartment_marking_id(c) for c in COMPARTMENTS}
+    assert defined == {c: markings.compartment_marking_id(c, IDS) for c in COMPARTMENTS}
     report = stix(LES)[0]
     assert set(defined.values()) <= set(report["object_marking_refs"])
-    assert markings.compartments_of(report, list(COMPARTMENTS)) == {"LES", "PCII"}
+    assert markings.compartments_of(report, list(COMPARTMENTS), IDS) == {"LES", "PCII"}
 
 
 def test_cyber_indicators_patterns():

@@ -378,3 +378,90 @@ def test_a_bare_object_is_not_an_envelope(hub):
         response = hub.post_raw("partner", json.dumps(body))
         assert response.status_code == 422, (body, response.text)
         assert "objects" in response.json()["description"]
+
+
+# --- found by an attacker's review of the first fix ---------------------------------------
+
+SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # STIX 2.1 SCO ids
+
+
+def ipv4(value: str, marking: str) -> dict:
+    contributing = json.dumps({"value": value}, separators=(",", ":"))
+    return {"type": "ipv4-addr", "spec_version": "2.1",
+            "id": f"ipv4-addr--{uuid.uuid5(SCO_NAMESPACE, contributing)}", "value": value,
+            "object_marking_refs": [marking]}
+
+
+def test_a_hidden_objects_content_cannot_be_confirmed_by_resubmitting_it(hub):
+    red = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+    secret = ipv4(f"198.51.{uuid.uuid4().int % 200}.{uuid.uuid4().int % 250}", red)
+    assert hub.submit("friend", [secret])["success_count"] == 1
+    assert hub.object("energy", secret["id"]).status_code == 404
+    same = hub.submit("energy", [secret])
+    other = hub.submit("energy", [secret | {"object_marking_refs": [CLEAR]}])
+    assert same["failure_count"] == other["failure_count"] == 1, (same, other)
+    assert same["failures"][0]["message"] == other["failures"][0]["message"]
+
+
+def test_an_id_with_a_trailing_newline_is_not_an_id(hub):
+    published = hub.publish("analyst", bulletin(tlp="clear", sectors="all"))
+    indicator_id = published["objects"][1]
+    status = hub.submit("partner", [planted(indicator_id + "\n", "indicator")])
+    assert status["failure_count"] == 1 and status["success_count"] == 0
+    everything = hub.all_ids("partner")
+    assert all(i == i.strip() for i in everything)
+
+
+def test_objects_dropped_while_narrowing_leave_with_the_old_audience(hub):
+    doc = bulletin(tlp="green", sectors=["water", "energy"], threat_actors=["APT Secret"],
+                   indicators=[{"value": "keep.example.net"},
+                               {"value": f"{uuid.uuid4().hex[:8]}-c2.example.net"}])
+    published = hub.publish("analyst", doc)
+    assert set(published["objects"]) <= set(hub.all_ids("energy"))
+    narrowed = hub.publish("analyst", doc | {"sectors": ["water"], "threat_actors": [],
+                                             "indicators": doc["indicators"][:1]}, expect=200)
+    dropped = set(published["objects"]) - set(narrowed["objects"])
+    assert len(dropped) >= 3  # an indicator, the actor and relationships
+    assert not set(published["objects"]) & set(hub.all_ids("energy"))
+    for object_id in dropped:  # what the bulletin no longer says is revoked
+        latest = hub.latest("water", object_id)
+        assert len(latest) == 1 and latest[0]["revoked"] is True, object_id
+
+
+def test_a_revoked_bulletin_cannot_be_brought_back(hub):
+    doc = bulletin(tlp="clear", sectors="all")
+    published = hub.publish("analyst", doc)
+    assert hub.api("analyst", "POST", f"bulletins/{published['id']}/revoke").status_code == 200
+    again = hub.api("colleague", "POST", "bulletins", json=doc | {"title": "back again"})
+    assert again.status_code == 409, again.text
+    assert hub.latest("energy", published["id"])[0]["revoked"] is True
+
+
+def test_compartment_markings_are_the_installations_own(hub):
+    """The LES marking a bulletin points at is the service's signed definition, with an id
+    nobody could compute (and so plant) before the compartment was configured."""
+    from infoshare.stix.ids import LEGACY_NAMESPACE
+
+    published = hub.publish("analyst", bulletin(tlp="amber", compartments=["LES"],
+                                                sectors="all"))
+    report = hub.latest("analyst", published["id"])[0]
+    legacy = f"marking-definition--{uuid.uuid5(LEGACY_NAMESPACE, 'compartment:LES')}"
+    les = [m for m in report["object_marking_refs"] if m != "marking-definition--"
+           "55d920b0-5e8b-4f79-9ee9-91f868d9b421"]
+    assert les and legacy not in les
+    definition = hub.latest("partner", les[0])[0]
+    assert definition["name"] == "LES" and "extensions" in definition  # signed
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_bodies_that_are_not_utf8_are_refused(hub, encoding):
+    body = json.dumps({"objects": [planted(f"indicator--{uuid.uuid4()}", "indicator",
+                                           x_value="\\ud800")]}).replace("\\\\ud800", "\\ud800")
+    response = hub.post_raw("partner", body.encode(encoding))
+    assert response.status_code == 400, response.text
+    api = requests.post(f"{hub.server.base}/api/v1/bulletins", timeout=30,
+                        data=json.dumps(bulletin(title="\\ud800")).replace(
+                            "\\\\ud800", "\\ud800").encode(encoding),
+                        headers={"Authorization": f"Bearer {hub.keys['analyst']}",
+                                 "Content-Type": "application/json"})
+    assert api.status_code == 400, api.text

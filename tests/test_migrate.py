@@ -132,7 +132,8 @@ def test_upgrade_from_version_6_gives_each_id_one_owner(database_url):
                "modified_us": 1, "version": "v", "object_ids": "[]", "document": "{}"}
         conn.execute(sa.text(f"INSERT INTO notices ({', '.join(row)}) VALUES "
                              f"({', '.join(':' + n for n in row)})"), row)
-        for n, (oid, origin) in enumerate([(shared, "service"), (shared, "principal:evil"),
+        # The partner planted the (then computable) id before the service published it.
+        for n, (oid, origin) in enumerate([(shared, "principal:evil"), (shared, "service"),
                                            (alone, "principal:evil")], start=1):
             old = _old_row(n, oid) | {"origin": origin, "has_compartments": False}
             if origin != "service":
@@ -148,7 +149,8 @@ def test_upgrade_from_version_6_gives_each_id_one_owner(database_url):
         logged = conn.execute(sa.select(audit.c.target, audit.c.details)
                               .where(audit.c.action == "displace")).all()
         notice = conn.execute(sa.select(notices.c.org, notices.c.id_namespace)).one()
-    assert [tuple(r) for r in rows] == [(shared, "service", True), (alone, "principal:evil", True)]
+    assert [tuple(r) for r in rows] == [(shared, "service", True),
+                                        (alone, "principal:evil", True)]
     assert [tuple(r) for r in moved] == [(shared, "principal:evil")]
     assert logged[0].target == shared and logged[0].details["owner"] == "service"
     assert tuple(notice) == ("Ops", str(LEGACY_NAMESPACE))

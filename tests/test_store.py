@@ -228,3 +228,19 @@ def test_an_id_belongs_to_its_first_origin(engine):
     assert [(r.id, r.version) for r in everything(engine, ("last",))] == [
         (oid, "2026-01-01T00:00:00.000Z")]
     assert len(everything(engine)) == 2
+
+
+def test_a_copy_is_a_duplicate_only_as_json_text_and_only_when_visible(engine):
+    oid = f"indicator--{uuid.uuid4()}"
+    raw = json.dumps({"id": oid, "modified": "2025-01-01T00:00:00.000Z", "x": 1.0}).encode()
+    secret = replace(new(oid, "2025-01-01T00:00:00.000Z", access.Audience(tlp="red")), raw=raw)
+    with write(engine) as conn:
+        store.insert(conn, [secret])
+        same_number = replace(secret, origin="principal:x",
+                              raw=raw.replace(b'"x": 1.0', b'"x":1'))
+        true_for_one = replace(secret, origin="principal:x",
+                               raw=raw.replace(b'"x": 1.0', b'"x": true'))
+        assert store.insert(conn, [same_number, true_for_one]) == [store.DUPLICATE,
+                                                                   store.FOREIGN]
+        # The same copy from a principal who may not see the stored version: FOREIGN.
+        assert store.insert(conn, [same_number], reader=admin()) == [store.FOREIGN]

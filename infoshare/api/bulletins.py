@@ -74,6 +74,10 @@ def _may_update(notice) -> None:
         raise ApiError(409, "source_id unavailable",
                        "your organisation has a bulletin with this source_id that you "
                        "may not see; choose another source_id")
+    if existing is not None and existing.revoked:
+        raise ApiError(409, "bulletin revoked",
+                       "this source_id's bulletin is revoked, and a revoked STIX object "
+                       "cannot come back; publish a new bulletin with another source_id")
 
 
 @bp.get("/bulletins")

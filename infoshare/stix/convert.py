@@ -44,7 +44,7 @@ class _Builder:
         self.notice, self.stamp, self.ids, self.space = notice, stamp, ids, space
         self.key = notice_key(notice, space)
         refs = [tiers.TLP2_MARKING_IDS[notice.tlp]]
-        refs += [markings.compartment_marking_id(c) for c in notice.compartments]
+        refs += [markings.compartment_marking_id(c, ids) for c in notice.compartments]
         self.marking_refs = refs
         self.objects: list[dict] = []
         self.made: dict[str, dict] = {}

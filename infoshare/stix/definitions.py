@@ -88,7 +88,7 @@ def service_objects(name: str, compartments: Mapping[str, str], ids: IdSpace
     """(objects the service signs, OASIS TLP markings it serves unsigned and unchanged)."""
     own = [identity(name, ids), *extension_definitions(ids)]
     own += [sector_identity(code, ids) for code in sectors.CODES]
-    own += [markings.compartment_marking(n, s) for n, s in sorted(compartments.items())]
+    own += [markings.compartment_marking(n, s, ids) for n, s in sorted(compartments.items())]
     return own, [markings.tlp_marking(level) for level in tiers.TLP_LEVELS]
 
 

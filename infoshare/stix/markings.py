@@ -6,14 +6,12 @@ exactly as published (same id, created, name and extension), and serialised once
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 
 from .. import tiers
+from .ids import LEGACY, IdSpace
 
 TLP2_CREATED = "2022-10-01T00:00:00.000Z"
-# Namespace for the service's deterministic ids of its own definitions.
-NAMESPACE = uuid.UUID("3c1ed0a8-7f0e-4b5e-9d2a-6b8f4e2c1a90")
 
 
 def tlp_marking(level: str) -> dict:
@@ -30,15 +28,17 @@ def tlp_marking(level: str) -> dict:
     }
 
 
-def compartment_marking_id(name: str) -> str:
-    return f"marking-definition--{uuid.uuid5(NAMESPACE, 'compartment:' + name)}"
+def compartment_marking_id(name: str, ids: IdSpace) -> str:
+    """In the installation's id space: nobody can plant a definition under the id of a
+    compartment before the operator configures it."""
+    return ids.stix_id("marking-definition", f"compartment:{name}")
 
 
-def compartment_marking(name: str, statement: str) -> dict:
+def compartment_marking(name: str, statement: str, ids: IdSpace) -> dict:
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
-        "id": compartment_marking_id(name),
+        "id": compartment_marking_id(name, ids),
         "created": TLP2_CREATED,
         "name": name,
         "definition_type": "statement",
@@ -59,8 +59,13 @@ def marking_refs(obj: Mapping) -> list[str]:
     return [r for r in refs if isinstance(r, str)]
 
 
-def compartments_of(obj: Mapping, compartment_names: list[str] | tuple[str, ...]) -> set[str]:
-    by_id = {compartment_marking_id(n): n for n in compartment_names}
+def compartments_of(obj: Mapping, compartment_names: list[str] | tuple[str, ...],
+                    ids: IdSpace) -> set[str]:
+    """The compartments an object's markings name: by the installation's marking ids, or
+    by the public ids markings had before (a partner may still mark with those; it only
+    ever narrows who reads its object)."""
+    by_id = {compartment_marking_id(n, space): n for n in compartment_names
+             for space in (ids, LEGACY)}
     return {by_id[r] for r in marking_refs(obj) if r in by_id}
 
 

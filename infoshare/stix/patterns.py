@@ -10,10 +10,10 @@ from stix2patterns.validator import validate
 
 _HASHES = {"file:md5": ("MD5", 32), "file:sha1": ("SHA-1", 40), "file:sha256": ("SHA-256", 64),
            "file:sha512": ("SHA-512", 128)}
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+_DOMAIN = re.compile(r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z",
                      re.IGNORECASE)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+_HEX = re.compile(r"^[0-9a-fA-F]+\Z")
 
 
 class BadIndicator(ValueError):
@@ -40,7 +40,7 @@ def check(kind: str, value: str) -> None:
         "ipv4-addr": lambda v: _ip(v, ipaddress.IPv4Network),
         "ipv6-addr": lambda v: _ip(v, ipaddress.IPv6Network),
         "domain-name": lambda v: bool(_DOMAIN.match(v)),
-        "url": lambda v: re.match(r"^[a-z][a-z0-9+.-]*://\S+$", v, re.I) is not None,
+        "url": lambda v: re.match(r"^[a-z][a-z0-9+.-]*://\S+\Z", v, re.I) is not None,
         "email-addr": lambda v: bool(_EMAIL.match(v)),
         "stix": _stix_pattern,
     }.get(kind)

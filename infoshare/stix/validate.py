@@ -17,7 +17,7 @@ from stix2validator import ValidationOptions, validate_instance
 from .. import timestamps
 
 _ID = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9]|[a-z0-9])--"
-                 r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+                 r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _OPTIONS = ValidationOptions(strict=False, version="2.1")
 
 

@@ -113,8 +113,8 @@ def _notices_per_organisation(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE notices ADD COLUMN id_namespace VARCHAR(36)"))
         conn.execute(notices.update().values(id_namespace=str(LEGACY_NAMESPACE)))
         conn.execute(notices.update().where(notices.c.published_by.is_not(None)).values(
-            org=sa.select(principals.c.org).where(principals.c.pk == notices.c.published_by)
-            .scalar_subquery()))
+            org=sa.func.coalesce(sa.select(principals.c.org).where(
+                principals.c.pk == notices.c.published_by).scalar_subquery(), "")))
     constraints = {c["name"] for c in sa.inspect(conn).get_unique_constraints("notices")}
     if "uq_notices_source" in constraints:
         if conn.dialect.name == "sqlite":
@@ -126,7 +126,10 @@ def _notices_per_organisation(conn: Connection) -> None:
 
 
 def _one_owner_per_id(conn: Connection) -> None:
-    """Where several origins stored versions under one id, the first owner keeps it.
+    """Where several origins stored versions under one id, one keeps it: the service when
+    it is one of them (its ids could be computed before, so a partner may have planted
+    one first, and the service's signed objects and notices must not be handed over),
+    else the first stored.
 
     The others' versions move to displaced_objects (kept for the operator, read by no
     client) and each move is recorded in the audit log; the installation table and the
@@ -140,7 +143,8 @@ def _one_owner_per_id(conn: Connection) -> None:
     for object_id in shared:
         rows = list(conn.execute(sa.select(objects).where(objects.c.id == object_id)
                                  .order_by(objects.c.date_added)))
-        owner = rows[0].origin
+        origins = {r.origin for r in rows}
+        owner = "service" if "service" in origins else rows[0].origin
         doomed = [r for r in rows if r.origin != owner]
         conn.execute(displaced_objects.insert(), [
             {"id": r.id, "origin": r.origin, "version": r.version, "date_added": r.date_added,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Row
 
 from .. import access, sectors, tiers, timestamps
 from ..settings import CollectionSpec
+from ..signing import canonical
 from .engine import is_sqlite
 from .schema import (
     object_compartments,
@@ -88,14 +89,18 @@ class _Lineage:
     versions: set[int]
 
 
-def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | str | None]:
+def insert(conn: Connection, items: Sequence[NewObject],
+           reader: access.Principal | None = None) -> list[int | str | None]:
     """Store new versions; for each item its date_added, DUPLICATE or FOREIGN.
 
     An id belongs to the origin that first stored it: only that origin adds versions, so
     every id has one lineage and one latest version. Another origin's item under that id
     is FOREIGN, whether or not its sender may see the owner's object, unless it is a copy
-    of a stored version (same id, same version, same content): then it is a DUPLICATE, and
-    nothing is stored twice. Call inside store.write(); takes the store lock itself.
+    of a stored version (same id, same version, same canonical content) that `reader`
+    (the sender, when it is a principal) may see: then it is a DUPLICATE and nothing is
+    stored twice. A copy of something the sender may not see is FOREIGN like any other,
+    or the answer would confirm hidden content. Call inside store.write(); takes the
+    store lock itself.
     """
     lock(conn)
     lineages = _lineages(conn, {item.id for item in items})
@@ -105,7 +110,7 @@ def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | str | Non
     for index, item in enumerate(items):
         lineage = lineages.setdefault(item.id, _Lineage(item.origin, set()))
         if lineage.origin != item.origin:
-            if not _is_copy(conn, lineage, item, pending):
+            if not _is_copy(conn, lineage, item, pending, reader):
                 result[index] = FOREIGN
             continue
         # An object without created/modified (an SCO) has one version: its first arrival.
@@ -125,23 +130,29 @@ def insert(conn: Connection, items: Sequence[NewObject]) -> list[int | str | Non
     return result
 
 
-def _is_copy(conn: Connection, lineage: _Lineage, item: NewObject, pending) -> bool:
-    """Whether `item` repeats a version its owner stored, content for content."""
+def _is_copy(conn: Connection, lineage: _Lineage, item: NewObject, pending,
+             reader: access.Principal | None) -> bool:
+    """Whether `item` repeats a version its owner stored, content for content, that the
+    reader may see."""
     if item.version_us is None:  # an SCO: compare with its one version
         version = next(iter(lineage.versions), None)
     else:
         version = item.version_us if item.version_us in lineage.versions else None
     if version is None:
         return False
-    stored = pending.get((item.id, version))
+    stored = pending.get((item.id, version)) if reader is None else None
     if stored is None:
-        stored = conn.execute(sa.select(objects.c.raw).where(
-            objects.c.id == item.id, objects.c.version_us == version)).scalar()
+        query = sa.select(objects.c.raw).where(objects.c.id == item.id,
+                                               objects.c.version_us == version)
+        if reader is not None:
+            query = query.where(access.visible(reader))
+        stored = conn.execute(query).scalar()
     return stored is not None and _same_json(stored, item.raw)
 
 
 def _same_json(a: bytes, b: bytes) -> bool:
-    return a == b or json.loads(a) == json.loads(b)
+    """Equal as JSON texts (RFC 8785 forms), where Python's == would take true for 1."""
+    return a == b or canonical.dumps(json.loads(a)) == canonical.dumps(json.loads(b))
 
 
 def _stamp_versionless(item: NewObject, date_added: int, lineages) -> NewObject:

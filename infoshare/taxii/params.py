@@ -15,8 +15,8 @@ from ..store.objects import Filters
 from .errors import bad_request
 
 ALL_MATCH = ("id", "type", "version", "spec_version")
-_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,249}$")
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]*--[0-9a-fA-F-]{36}$")
+_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,249}\Z")
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*--[0-9a-fA-F-]{36}\Z")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def parse(args, max_page: int, allowed_match: tuple[str, ...] = ALL_MATCH,
         ids=_list(single, "id", _ID, "an object id like indicator--<uuid>"),
         types=_list(single, "type", _TYPE, "a STIX type name"),
         versions=_versions(single.get("match[version]"), default_versions),
-        spec_versions=_list(single, "spec_version", re.compile(r"^\d\.\d$"), "like 2.1"),
+        spec_versions=_list(single, "spec_version", re.compile(r"^\d\.\d\Z"), "like 2.1"),
     )
     return Query(filters, _limit(single.get("limit"), max_page), single.get("next") or None)
 
