@@ -26,6 +26,19 @@ from .stix import patterns
 
 CVE = re.compile(r"^CVE-\d{4}-\d{4,}\Z")
 
+# The most items a bulletin's lists may hold: every item becomes signed STIX objects
+# written under the store's lock, so a request's work must be bounded (README lists them).
+LIST_LIMITS = {
+    "indicators": 1000, "vulnerabilities": 200, "locations": 100, "mitigations": 100,
+    "threat_actors": 50, "references": 100, "labels": 50, "recipients": 200,
+    "compartments": 20, "polygon": 5000, "geocodes": 1000,
+}
+
+
+def _at_most(name: str):
+    limit = LIST_LIMITS[name]
+    return validate.Length(max=limit, error=f"at most {limit} items")
+
 
 class Timestamp(fields.String):
     """An RFC 3339 UTC timestamp, normalised to STIX millisecond form."""
@@ -89,8 +102,11 @@ class LocationSchema(Schema):
     country = fields.String(load_default=None, validate=validate.Regexp(
         r"^[A-Z]{2}\Z", error="country is an ISO 3166-1 alpha-2 code such as US"))
     administrative_area = fields.String(load_default=None)
-    polygon = fields.List(fields.List(fields.Float(), validate=_point), load_default=list)
-    geocodes = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    polygon = fields.List(fields.List(fields.Float(), validate=_point), load_default=list,
+                          validate=_at_most("polygon"))
+    geocodes = fields.Dict(keys=fields.String(validate=validate.Length(max=100)),
+                           values=fields.String(validate=validate.Length(max=500)),
+                           load_default=dict, validate=_at_most("geocodes"))
 
     @validates("polygon")
     def _ring(self, value, **kwargs):
@@ -135,8 +151,10 @@ class BulletinSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(notices.KINDS))
     tlp = fields.String(required=True, validate=validate.OneOf(tiers.TLP_LEVELS))
     sectors = fields.Raw(required=True, validate=_sectors)
-    compartments = fields.List(fields.String(), load_default=list)
-    recipients = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    compartments = fields.List(fields.String(), load_default=list,
+                               validate=_at_most("compartments"))
+    recipients = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
+                             load_default=list, validate=_at_most("recipients"))
     severity = fields.String(load_default="Unknown", validate=validate.OneOf(notices.SEVERITIES))
     urgency = fields.String(load_default="Unknown", validate=validate.OneOf(notices.URGENCIES))
     certainty = fields.String(load_default="Unknown",
@@ -144,17 +162,23 @@ class BulletinSchema(Schema):
     category = fields.String(load_default=None, validate=validate.OneOf(notices.CAP_CATEGORIES))
     valid_from = Timestamp(load_default=None)
     valid_until = Timestamp(load_default=None)
-    indicators = fields.List(fields.Nested(IndicatorSchema), load_default=list)
+    indicators = fields.List(fields.Nested(IndicatorSchema), load_default=list,
+                             validate=_at_most("indicators"))
     vulnerabilities = fields.List(fields.String(validate=validate.Regexp(
-        CVE, error="not a CVE id like CVE-2024-12345")), load_default=list)
-    locations = fields.List(fields.Nested(LocationSchema), load_default=list)
-    mitigations = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+        CVE, error="not a CVE id like CVE-2024-12345")), load_default=list,
+        validate=_at_most("vulnerabilities"))
+    locations = fields.List(fields.Nested(LocationSchema), load_default=list,
+                            validate=_at_most("locations"))
+    mitigations = fields.List(fields.String(validate=validate.Length(min=1, max=5000)),
+                              load_default=list, validate=_at_most("mitigations"))
     threat_actors = fields.List(fields.String(validate=validate.Length(min=1, max=300)),
-                                load_default=list)
-    references = fields.List(fields.Url(schemes={"http", "https"}), load_default=list)
+                                load_default=list, validate=_at_most("threat_actors"))
+    references = fields.List(fields.Url(schemes={"http", "https"},
+                                        validate=validate.Length(max=2000)),
+                             load_default=list, validate=_at_most("references"))
     labels = fields.List(fields.String(validate=validate.Regexp(
         r"^[\w:.\-]{1,100}\Z", error="labels are words (letters, digits, - _ : .)")),
-        load_default=list)
+        load_default=list, validate=_at_most("labels"))
     source_id = fields.String(load_default=None, validate=validate.Length(min=1, max=500))
 
     @validates_schema

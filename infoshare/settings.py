@@ -62,12 +62,19 @@ class TaxiiSettings:
     status_retention_hours: int
     default_tlp: str
     sector_collections: bool
+    max_page_bytes: int = 8 * 1024 * 1024
+    max_match_values: int = 100
 
 
 @dataclass(frozen=True)
 class AuthSettings:
     key_cache_seconds: int
     scrypt_log2_n: int
+
+
+@dataclass(frozen=True)
+class SubscriptionSettings:
+    max_per_principal: int = 50
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Settings:
     webhooks: WebhookSettings
     collections: tuple[CollectionSpec, ...]
     feeds: tuple[FeedSpec, ...] = field(default=())
+    subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
 
     def collection(self, key: str) -> CollectionSpec | None:
         """A collection by id or alias."""
@@ -308,6 +316,8 @@ def _build(raw: dict[str, Any], sources: Mapping[str, str]) -> Settings:
         webhooks=_webhooks(top.table("webhooks")),
         collections=_collections(raw, sources, taxii, tier_map),
         feeds=_feeds(raw, sources),
+        subscriptions=SubscriptionSettings(
+            max_per_principal=top.table("subscriptions").int("max_per_principal", 1, 100_000)),
     )
 
 
@@ -340,6 +350,8 @@ def _taxii(r: _Reader) -> TaxiiSettings:
         status_retention_hours=r.int("status_retention_hours", 24),
         default_tlp=r.choice("default_tlp", tiers.TLP_LEVELS),
         sector_collections=r.get("sector_collections", bool, True),
+        max_page_bytes=r.int("max_page_bytes", 64 * 1024, 8 * 1024 * 1024),
+        max_match_values=r.int("max_match_values", 1, 10_000),
     )
 
 

@@ -227,11 +227,19 @@ def test_relationships():
         ("threat-actor", "targets", IDS.sector_identity_id("energy")),
         ("threat-actor", "targets", "vulnerability"),
         ("indicator", "indicates", "threat-actor"),
-        ("course-of-action", "mitigates", "vulnerability"),
     }
-    # 2 sectors + 2 CVEs targeted, 10 indicators, 2 mitigations x 2 CVEs.
-    assert len(by_type(objects, "relationship")) == 4 + 10 + 4
+    # One actor: it targets 2 sectors and 2 CVEs, 10 indicators indicate it. Two CVEs:
+    # which mitigation answers which is not said, so none "mitigates" either.
+    assert len(by_type(objects, "relationship")) == 4 + 10
     assert by_type(objects, "course-of-action")[0]["name"] == "Disable exposed RDP"
+
+
+def test_relationships_are_never_a_cross_product():
+    many = CYBER | {"threat_actors": ["A", "B"], "vulnerabilities": ["CVE-2024-0001"]}
+    objects = stix(many)
+    kinds = {r["relationship_type"] for r in by_type(objects, "relationship")}
+    assert kinds == {"mitigates"}  # two actors: no indicates/targets; one CVE: mitigates
+    assert len(by_type(objects, "relationship")) == len(CYBER["mitigations"])
 
 
 def test_polygon_location_gets_centroid_and_hazard_extension():

@@ -49,7 +49,12 @@ def _owned(conn, ident: str):
 @bp.post("/subscriptions")
 def create_subscription():
     columns = _load(partial=False)
+    cap = _svc().settings.subscriptions.max_per_principal
     with write(_svc().engine) as conn:
+        if len(store.of_principal(conn, g.principal.pk)) >= cap:
+            raise ApiError(409, "too many subscriptions",
+                           f"a principal may hold {cap} subscriptions "
+                           f"(subscriptions.max_per_principal); delete one first")
         row = store.create(conn, g.principal.pk, columns)
         audit.record(conn, g.principal.name, "subscribe", row.id, name=row.name)
     response = jsonify(dump_subscription(row))

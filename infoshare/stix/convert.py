@@ -93,17 +93,31 @@ def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = 
     actors = [b.make("threat-actor", "threat-actor", name, name=name,
                      threat_actor_types=["unknown"]) for name in notice.threat_actors]
     sector_refs = [ids.sector_identity_id(code) for code in _sector_codes(notice)]
-    for actor in actors:
+    _relate(b, actors, indicators, vulnerabilities, mitigations, sector_refs)
+    refs = [o["id"] for o in b.objects if o is not report] + sector_refs
+    report.update(_report_properties(notice, b.first_published, refs))
+    return b.objects
+
+
+def _relate(b: _Builder, actors, indicators, vulnerabilities, mitigations,
+            sector_refs) -> None:
+    """Relationships a bulletin states without doubt, never a cross product of its lists.
+
+    A bulletin does not say which indicator goes with which of several actors, or which
+    mitigation answers which of several CVEs; pairing every one with every other made
+    tens of thousands of false claims (and signed objects) from a few kilobytes. With one
+    threat actor, the indicators indicate it and it targets the sectors and the CVEs; with
+    one CVE, the mitigations mitigate it. Otherwise the report alone groups them.
+    """
+    if len(actors) == 1:
+        [actor] = actors
         for target in [*sector_refs, *vulnerabilities]:
             b.relate(actor, "targets", target)
         for indicator in indicators:
             b.relate(indicator, "indicates", actor)
-    for mitigation in mitigations:
-        for vulnerability in vulnerabilities:
-            b.relate(mitigation, "mitigates", vulnerability)
-    refs = [o["id"] for o in b.objects if o is not report] + sector_refs
-    report.update(_report_properties(notice, b.first_published, refs))
-    return b.objects
+    if len(vulnerabilities) == 1:
+        for mitigation in mitigations:
+            b.relate(mitigation, "mitigates", vulnerabilities[0])
 
 
 def _sector_codes(notice: Notice) -> list[str]:

@@ -247,7 +247,7 @@ def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> d
     return {
         "id": item.id, "type": item.type, "spec_version": item.spec_version,
         "version": item.version, "version_us": item.version_us, "date_added": date_added,
-        "is_latest": is_latest, "is_first": is_first, "raw": item.raw,
+        "is_latest": is_latest, "is_first": is_first, "raw": item.raw, "size": len(item.raw),
         "tlp_rank": audience.tlp_rank, "all_sectors": audience.all_sectors,
         "sector_mask": audience.sector_mask,
         "has_compartments": bool(audience.compartments),
@@ -352,6 +352,39 @@ def page(
         .limit(limit + 1)
     )
     return list(conn.execute(query))
+
+
+# What an envelope adds around its objects (the brackets, `more`, a `next` token).
+ENVELOPE_BYTES = 512
+
+
+def page_bytes(conn: Connection, principal: access.Principal, spec: CollectionSpec,
+               filters: Filters, after: int | None, limit: int, max_bytes: int
+               ) -> tuple[list[Row], bool]:
+    """Up to `limit` visible objects' bytes after `after`, oldest first, stopping before the
+    object that would take the page past `max_bytes` (an object larger than that comes
+    alone); and whether more follow.
+
+    One statement: the keyset page of (pk, size) first, on its index, then a running sum
+    over those few rows decides which rows' bytes are fetched, so a page of 9 MiB objects
+    never loads more than it serves.
+    """
+    floor = max(x for x in (after, filters.added_after, -1) if x is not None)
+    keys = (sa.select(objects.c.pk, objects.c.date_added, objects.c.size)
+            .where(objects.c.date_added > floor, lens(spec), *_match(filters),
+                   access.visible(principal))
+            .order_by(objects.c.date_added).limit(limit + 1).subquery("keys"))
+    sized = sa.select(
+        keys.c.pk, keys.c.date_added, keys.c.size,
+        sa.func.sum(keys.c.size + 1).over(order_by=keys.c.date_added).label("running"),
+        sa.func.count().over().label("found")).subquery("sized")
+    budget = max_bytes - ENVELOPE_BYTES
+    fits = sa.or_(sized.c.running <= budget, sized.c.running == sized.c.size + 1)
+    query = (sa.select(objects.c.raw, sized.c.date_added, sized.c.found)
+             .join_from(sized, objects, objects.c.pk == sized.c.pk)
+             .where(fits).order_by(sized.c.date_added))
+    rows = list(conn.execute(query))[:limit]
+    return rows, bool(rows) and rows[0].found > len(rows)
 
 
 def versions_page(

@@ -32,9 +32,13 @@ class Query:
 
 
 def parse(args, max_page: int, allowed_match: tuple[str, ...] = ALL_MATCH,
-          default_versions: tuple = ("last",)) -> Query:
+          default_versions: tuple = ("last",), max_values: int = 100) -> Query:
     """`args` is a multi-dict (request.args)."""
     single = _singles(args)
+    for key, value in single.items():
+        if key.startswith("match[") and value.count(",") >= max_values:
+            raise bad_request(f"{key} holds {value.count(',') + 1} values; at most "
+                              f"{max_values} (taxii.max_match_values)")
     for key in single:
         if key.startswith("match[") and (not key.endswith("]") or key[6:-1] not in allowed_match):
             raise bad_request(f"unsupported filter {key}; this endpoint takes "

@@ -116,7 +116,9 @@ def collection(api_root: str, collection_id: str) -> Response:
 
 
 def _paged(spec: CollectionSpec, query: params.Query, scope: tuple[str, ...], fetch):
-    """Run one keyset page: (rows, more, next token), with the cursor checked and issued."""
+    """Run one keyset page: (rows, more, next token), with the cursor checked and issued.
+
+    `fetch(conn, after)` answers (rows, more)."""
     svc = _svc()
     fingerprint = cursors.fingerprint(query.fingerprint_parts(spec.id, *scope))
     after = None
@@ -126,13 +128,23 @@ def _paged(spec: CollectionSpec, query: params.Query, scope: tuple[str, ...], fe
         except cursors.CursorError as exc:
             raise bad_request(str(exc)) from None
     with read(svc.engine) as conn:
-        rows = fetch(conn, after)
-    more = len(rows) > query.limit
-    rows = rows[:query.limit]
+        rows, more = fetch(conn, after)
     token = (cursors.encode(svc.secret, g.principal.id, fingerprint, rows[-1].date_added)
              if more else None)
     floor = max((x for x in (after, query.filters.added_after) if x is not None), default=None)
     return rows, more, token, floor
+
+
+def _counted(rows: list, limit: int) -> tuple[list, bool]:
+    """A page read as limit + 1 rows: the extra row only says that more follow."""
+    return rows[:limit], len(rows) > limit
+
+
+def _objects(spec: CollectionSpec, query: params.Query):
+    """The fetch of an objects page: capped by `limit` and by taxii.max_page_bytes."""
+    max_bytes = _svc().settings.taxii.max_page_bytes
+    return lambda conn, after: object_store.page_bytes(
+        conn, g.principal, spec, query.filters, after, query.limit, max_bytes)
 
 
 def _respond(body: bytes, rows, floor) -> Response:
@@ -145,26 +157,28 @@ def _respond(body: bytes, rows, floor) -> Response:
 @bp.get(COLLECTION + "/objects/")
 def get_objects(api_root: str, collection_id: str) -> Response:
     spec = _collection(api_root, collection_id)
-    query = params.parse(request.args, _svc().settings.taxii.max_page_size)
-    rows, more, token, floor = _paged(spec, query, ("objects",), lambda conn, after: (
-        object_store.page(conn, g.principal, spec, query.filters, after, query.limit,
-                          (objects_table.c.raw,))))
+    query = params.parse(request.args, _svc().settings.taxii.max_page_size,
+                         max_values=_svc().settings.taxii.max_match_values)
+    rows, more, token, floor = _paged(spec, query, ("objects",), _objects(spec, query))
     return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
 
 
 @bp.get(COLLECTION + "/manifest/")
 def get_manifest(api_root: str, collection_id: str) -> Response:
     spec = _collection(api_root, collection_id)
-    query = params.parse(request.args, _svc().settings.taxii.max_page_size)
+    query = params.parse(request.args, _svc().settings.taxii.max_page_size,
+                         max_values=_svc().settings.taxii.max_match_values)
     columns = (objects_table.c.id, objects_table.c.version)
-    rows, more, token, floor = _paged(spec, query, ("manifest",), lambda conn, after: (
-        object_store.page(conn, g.principal, spec, query.filters, after, query.limit, columns)))
+    rows, more, token, floor = _paged(spec, query, ("manifest",), lambda conn, after: _counted(
+        object_store.page(conn, g.principal, spec, query.filters, after, query.limit, columns),
+        query.limit))
     return _respond(responses.manifest(rows, more, token), rows, floor)
 
 
 def _object_query(object_id: str, allowed: tuple[str, ...], default_versions) -> params.Query:
     query = params.parse(request.args, _svc().settings.taxii.max_page_size,
-                         allowed_match=allowed, default_versions=default_versions)
+                         allowed_match=allowed, default_versions=default_versions,
+                         max_values=_svc().settings.taxii.max_match_values)
     filters = object_store.Filters(
         added_after=query.filters.added_after, ids=(object_id,),
         versions=query.filters.versions, spec_versions=query.filters.spec_versions)
@@ -181,9 +195,8 @@ def _require_visible(spec: CollectionSpec, object_id: str) -> None:
 def get_object(api_root: str, collection_id: str, object_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = _object_query(object_id, ("version", "spec_version"), ("last",))
-    rows, more, token, floor = _paged(spec, query, ("object", object_id), lambda conn, after: (
-        object_store.page(conn, g.principal, spec, query.filters, after, query.limit,
-                          (objects_table.c.raw,))))
+    rows, more, token, floor = _paged(spec, query, ("object", object_id),
+                                      _objects(spec, query))
     if not rows and not query.next:
         _require_visible(spec, object_id)
     return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
@@ -194,8 +207,8 @@ def get_versions(api_root: str, collection_id: str, object_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = _object_query(object_id, ("spec_version",), ("all",))
     rows, more, token, floor = _paged(spec, query, ("versions", object_id), lambda conn, after: (
-        object_store.versions_page(conn, g.principal, spec, object_id, query.filters, after,
-                                   query.limit)))
+        _counted(object_store.versions_page(conn, g.principal, spec, object_id, query.filters,
+                                            after, query.limit), query.limit)))
     if not rows and not query.next:
         _require_visible(spec, object_id)
     return _respond(responses.versions(rows, more, token), rows, floor)
@@ -264,7 +277,8 @@ def delete_object(api_root: str, collection_id: str, object_id: str) -> Response
     if not access.can_write(g.principal, spec, svc.settings.tiers):
         raise TaxiiError(403, "Forbidden", "you may read this collection but not delete from it")
     query = params.parse(request.args, svc.settings.taxii.max_page_size,
-                         allowed_match=("version", "spec_version"), default_versions=("all",))
+                         allowed_match=("version", "spec_version"), default_versions=("all",),
+                         max_values=svc.settings.taxii.max_match_values)
     with write(svc.engine) as conn:
         rows = object_store.visible_versions(conn, g.principal, spec, object_id, query.filters)
         if not rows:
