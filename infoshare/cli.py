@@ -259,9 +259,14 @@ def keys_list() -> None:
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Make a new key sign from now on; old keys stay in the JWKS. Restart the service."""
+    from .signing.keys import KeyringError
+
     ring = _keyring()
     old = ring.active_kid()
-    click.echo(json.dumps({"retired": old, "active": ring.rotate()}))
+    try:
+        click.echo(json.dumps({"retired": old, "active": ring.rotate()}))
+    except KeyringError as exc:
+        raise click.ClickException(f"no key was rotated: {exc}") from None
 
 
 @keys.command("export-jwks")

@@ -48,6 +48,8 @@ class Service:
 
     def api(self, method: str, path: str, who: str | None = "publisher", **kwargs):
         headers = kwargs.pop("headers", {})
+        if method != "GET" and "json" not in kwargs and "data" not in kwargs:
+            kwargs["json"] = {}  # the API takes changes as JSON only
         if who:
             headers["Authorization"] = f"Bearer {self.keys[who]}"
         return requests.request(method, f"{self.server.base}/api/v1/{path}", headers=headers,

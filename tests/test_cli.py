@@ -122,3 +122,16 @@ def test_principals_add_before_upgrade_fails_cleanly(tmp_path):
     env = service_env(tmp_path / "data")
     result = cli(env, "principals", "add", "x", "--org", "X", "--tier", "public", check=False)
     fails(result, "db upgrade")
+
+
+def test_keys_rotate_with_a_wrong_passphrase_fails_and_changes_nothing(tmp_path):
+    right = service_env(tmp_path / "data", INFOSHARE_KEY_PASSPHRASE="the right one")
+    cli(right, "init")
+    before = json.loads(cli(right, "keys", "export-jwks").stdout)
+    wrong = service_env(tmp_path / "data", INFOSHARE_KEY_PASSPHRASE="a wrong one")
+    fails(cli(wrong, "keys", "rotate", check=False), "passphrase")
+    missing = service_env(tmp_path / "data")
+    fails(cli(missing, "keys", "rotate", check=False), "passphrase")
+    assert json.loads(cli(right, "keys", "export-jwks").stdout) == before
+    rotated = json.loads(cli(right, "keys", "rotate").stdout)  # the right one still works
+    assert rotated["active"] != rotated["retired"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -24,6 +25,7 @@ SUBMISSIONS = "f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a04"
 def server(tmp_path_factory):
     live = LiveServer(service_env(tmp_path_factory.mktemp("hardening"),
                                   INFOSHARE_SERVER_HEADER_TIMEOUT="4",
+                                  INFOSHARE_SERVER_BASE_URL="https://hub.example.org",
                                   INFOSHARE_SERVER_BODY_TIMEOUT="4"), workers=2)
     live.key = live.add_principal("reader", "--org", "Water Co", "--tier", "partner",
                                   "--sector", "water")["api_key"]
@@ -143,3 +145,35 @@ def test_a_chunked_body_over_the_limit_is_413(server):
                                  "Authorization": f"Bearer {server.key}"})
     assert response.status_code == 413, response.text
     assert response.headers["Content-Type"] == TAXII
+
+
+def test_the_api_takes_changes_as_json_only(server):
+    """A cross-site form (urlencoded, multipart or text/plain) carrying a browser's cached
+    Basic credentials cannot act through the API: 415 before anything happens."""
+    publisher = server.add_principal("csrf-publisher", "--org", "Ops", "--tier", "trusted",
+                                     "--all-sectors", "--role", "publisher",
+                                     password="a long enough password")
+    basic = ("csrf-publisher", "a long enough password")
+    base = f"{server.base}/api/v1"
+    assert publisher["api_key"]
+    for body in ({"data": {"title": "x"}}, {"files": {"f": ("a", b"b")}},
+                 {"data": "{}", "headers": {"Content-Type": "text/plain"}}):
+        for method, path in (("POST", "bulletins"), ("POST", "subscriptions"),
+                             ("POST", f"bulletins/report--{uuid.uuid4()}/revoke"),
+                             ("PATCH", f"subscriptions/{uuid.uuid4()}"),
+                             ("DELETE", f"subscriptions/{uuid.uuid4()}")):
+            response = requests.request(method, f"{base}/{path}", auth=basic, timeout=30,
+                                        **body)
+            assert response.status_code == 415, (method, path, response.text)
+    listed = requests.get(f"{base}/subscriptions", auth=basic, timeout=30).json()
+    assert listed["subscriptions"] == []
+
+
+def test_discovery_names_the_configured_base_url_whatever_the_host_header(server):
+    response = requests.get(server.taxii, timeout=30, headers={
+        "Accept": TAXII, "Authorization": f"Bearer {server.key}",
+        "Host": "attacker.example.net", "X-Forwarded-Host": "attacker.example.net"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["default"] == "https://hub.example.org/taxii2/infoshare/"
+    assert "attacker" not in response.text

@@ -54,6 +54,8 @@ class Hub:
         return {"Authorization": f"Bearer {self.keys[who]}", **extra}
 
     def api(self, who: str, method: str, path: str, **kwargs) -> requests.Response:
+        if method != "GET" and "json" not in kwargs and "data" not in kwargs:
+            kwargs["json"] = {}  # the API takes changes as JSON only
         return requests.request(method, f"{self.server.base}/api/v1/{path}", timeout=30,
                                 headers=self._headers(who), **kwargs)
 

@@ -42,6 +42,8 @@ def live(env):
 
 def api(live, method: str, path: str, who: str, **kwargs) -> requests.Response:
     headers = {"Authorization": f"Bearer {live.keys[who]}"}
+    if method != "GET" and "json" not in kwargs and "data" not in kwargs:
+        kwargs["json"] = {}  # the API takes changes as JSON only
     return requests.request(method, f"{live.base}/api/v1/{path}", headers=headers, timeout=30,
                             **kwargs)
 

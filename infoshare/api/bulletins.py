@@ -30,6 +30,19 @@ def _authenticate() -> None:
         raise ApiError(401, "authentication required",
                        "send HTTP Basic credentials or Authorization: Bearer <api key>")
     g.principal = principal
+    _json_only()
+
+
+def _json_only() -> None:
+    """Every change is a JSON request, even one without a body (send `{}`).
+
+    A browser's cross-site form can only send form or text bodies, and it would carry
+    the user's cached HTTP Basic credentials; refusing those types (415) keeps another
+    site from acting through the API with them.
+    """
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and not request.is_json:
+        raise ApiError(415, "unsupported media type",
+                       "send Content-Type: application/json (an empty change sends {})")
 
 
 def _require_publisher() -> None:

@@ -89,6 +89,15 @@ class KeyRing:
         return kid
 
     def rotate(self) -> str:
+        """A new active key, encrypted with the same passphrase as the current one.
+
+        The current key is opened first: with a wrong (or missing) passphrase that fails,
+        and nothing is written; otherwise the new key would be sealed with the wrong
+        passphrase and the service, holding the right one, could no longer sign.
+        """
+        current = self.active_kid()
+        if current is not None:
+            self._load(current)
         kid = self._write_key(Ed25519PrivateKey.generate())
         self._set_active(kid)
         return kid
