@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["infoshare"] = Services(
         settings=settings, engine=engine, secret=secret,
         authenticator=Authenticator(engine, settings.tiers, settings.auth.key_cache_seconds,
-                                    settings.auth.scrypt_log2_n),
+                                    settings.auth.scrypt_log2_n,
+                                    hashes_at_once=max(1, settings.server.threads // 2)),
         keyring=KeyRing(settings.data_dir, settings.key_passphrase),
         ids=id_space(settings),
     )

@@ -159,6 +159,79 @@ def principals_list() -> None:
             click.echo(json.dumps(principal_store.describe(row)))
 
 
+def _password_from_stdin(option: str) -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.ClickException(f"{option}: standard input held no password")
+    if len(password) < 12:
+        raise click.ClickException(f"{option}: a password needs at least 12 characters")
+    return password
+
+
+def _principal(conn, name: str):
+    row = principal_store.by_name(conn, name)
+    if row is None:
+        raise click.ClickException(f"no principal named {name!r}")
+    return row
+
+
+@principals.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, required=True,
+              help="Read the new password from standard input.")
+@with_appcontext
+def principals_set_password(name, password_stdin) -> None:
+    """Give NAME a new password; its console sessions end."""
+    svc = _ready()
+    password = _password_from_stdin("--password-stdin")
+    with write(svc.engine) as conn:
+        row = _principal(conn, name)
+        principal_store.set_password(conn, row.pk, password, svc.settings.auth.scrypt_log2_n)
+        audit.record(conn, "operator", "principal-set-password", name)
+    click.echo(json.dumps({"name": name, "password": "changed"}))
+
+
+@principals.command("new-key")
+@click.argument("name")
+@with_appcontext
+def principals_new_key(name) -> None:
+    """A new API key for NAME, printed once as JSON (api_key, key_id)."""
+    from . import passwords
+
+    svc = _ready()
+    with write(svc.engine) as conn:
+        row = _principal(conn, name)
+        key = principal_store.add_key(conn, row.pk, svc.settings.auth.scrypt_log2_n)
+        key_id = passwords.split_api_key(key)[0]
+        audit.record(conn, "operator", "key-add", name, key_id=key_id)
+    click.echo(json.dumps({"name": name, "api_key": key, "key_id": key_id}))
+
+
+@principals.command("keys")
+@click.argument("name")
+@with_appcontext
+def principals_keys(name) -> None:
+    """NAME's API keys as JSON lines: key_id, created, last_used, revoked."""
+    with read(_ready().engine) as conn:
+        row = _principal(conn, name)
+        for key in principal_store.keys_of(conn, row.pk):
+            click.echo(json.dumps(principal_store.describe_key(key)))
+
+
+@principals.command("revoke-key")
+@click.argument("name")
+@click.argument("key_id")
+@with_appcontext
+def principals_revoke_key(name, key_id) -> None:
+    """Revoke one of NAME's API keys at once, in every worker; its other keys go on."""
+    with write(_ready().engine) as conn:
+        row = _principal(conn, name)
+        if not principal_store.revoke_key(conn, row.pk, key_id):
+            raise click.ClickException(f"{name!r} has no live key {key_id!r}")
+        audit.record(conn, "operator", "key-revoke", name, key_id=key_id)
+    click.echo(json.dumps({"name": name, "key_id": key_id, "revoked": True}))
+
+
 @principals.command("disable")
 @click.argument("name")
 @with_appcontext

@@ -194,7 +194,7 @@ def test_only_the_owner_reaches_a_subscription_not_even_an_admin(live, env):
                                "--sector", "energy", "--role", "admin")["api_key"]
     sub = api(live, "POST", "subscriptions", "water", json={"name": "mine"}).json()
     for method, kwargs in (("GET", {}), ("PATCH", {"json": {"paused": True}}),
-                           ("DELETE", {})):
+                           ("DELETE", {"json": {}})):
         response = requests.request(method, f"{live.base}/api/v1/subscriptions/{sub['id']}",
                                     headers={"Authorization": f"Bearer {admin}"}, timeout=10,
                                     **kwargs)

@@ -14,6 +14,7 @@ from ..stix.ids import LEGACY_NAMESPACE
 from . import objects as object_store
 from .engine import write
 from .schema import (
+    api_keys,
     audit,
     displaced_objects,
     metadata,
@@ -166,9 +167,19 @@ def _object_size(conn: Connection) -> None:
                  .values(size=sa.func.length(objects.c.raw)))
 
 
+def _credentials(conn: Connection) -> None:
+    """Server-side sessions, the failed-login throttle, and when each API key was used."""
+    metadata.create_all(conn, checkfirst=True)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("api_keys")}
+    if "last_used_us" not in columns:
+        conn.execute(sa.text("ALTER TABLE api_keys ADD COLUMN last_used_us BIGINT"))
+    for index in api_keys.indexes:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
-              _one_owner_per_id, _object_size)
+              _one_owner_per_id, _object_size, _credentials)
 
 
 def current_version(engine: Engine) -> int:

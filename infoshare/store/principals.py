@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection, Row
 
 from .. import access, passwords, sectors, timestamps
 from ..tiers import Tiers
+from . import sessions
 from .schema import api_keys, principals
 
 
@@ -61,6 +62,45 @@ def by_pk(conn: Connection, pk: int) -> Row | None:
     return conn.execute(sa.select(principals).where(principals.c.pk == pk)).first()
 
 
+def set_password(conn: Connection, principal_pk: int, password: str, log2_n: int) -> None:
+    """A new password; every console session of the principal ends."""
+    conn.execute(principals.update().where(principals.c.pk == principal_pk)
+                 .values(password_hash=passwords.hash_secret(password, log2_n)))
+    sessions.end_all(conn, principal_pk)
+
+
+def keys_of(conn: Connection, principal_pk: int) -> list[Row]:
+    return list(conn.execute(sa.select(api_keys).where(api_keys.c.principal_pk == principal_pk)
+                             .order_by(api_keys.c.created_us)))
+
+
+def revoke_key(conn: Connection, principal_pk: int, key_id: str) -> bool:
+    """Revoke one of the principal's keys (its console sessions end too); False if it has
+    no such live key."""
+    done = conn.execute(api_keys.update().where(
+        api_keys.c.principal_pk == principal_pk, api_keys.c.key_id == key_id,
+        ~api_keys.c.revoked).values(revoked=True)).rowcount == 1
+    if done:
+        sessions.end_all(conn, principal_pk)
+    return done
+
+
+def key_live(conn: Connection, key_id: str) -> bool:
+    return conn.execute(sa.select(api_keys.c.pk).where(
+        api_keys.c.key_id == key_id, ~api_keys.c.revoked)).first() is not None
+
+
+def key_used(conn: Connection, key_id: str, when_us: int) -> None:
+    conn.execute(api_keys.update().where(api_keys.c.key_id == key_id)
+                 .values(last_used_us=when_us))
+
+
+def describe_key(row: Row) -> dict:
+    return {"key_id": row.key_id, "created": timestamps.format_us(row.created_us),
+            "last_used": timestamps.format_us(row.last_used_us) if row.last_used_us
+            else None, "revoked": row.revoked}
+
+
 def key_hash(conn: Connection, key_id: str) -> Row | None:
     query = (sa.select(api_keys.c.principal_pk, api_keys.c.secret_hash)
              .where(api_keys.c.key_id == key_id, ~api_keys.c.revoked))
@@ -76,9 +116,15 @@ def count(conn: Connection) -> int:
 
 
 def set_disabled(conn: Connection, name: str, disabled: bool = True) -> bool:
-    result = conn.execute(principals.update().where(principals.c.name == name)
-                          .values(disabled=disabled))
-    return result.rowcount == 1
+    """Disable (or enable) a principal; disabling ends its console sessions."""
+    row = by_name(conn, name)
+    if row is None:
+        return False
+    conn.execute(principals.update().where(principals.c.pk == row.pk)
+                 .values(disabled=disabled))
+    if disabled:
+        sessions.end_all(conn, row.pk)
+    return True
 
 
 def to_principal(row: Row, tier_map: Tiers) -> access.Principal:

@@ -52,6 +52,32 @@ api_keys = sa.Table(
     sa.Column("secret_hash", sa.String(300), nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    # Updated at most once a minute per key and worker (authn.py), not on every request.
+    sa.Column("last_used_us", sa.BigInteger),
+    sa.Index("ix_api_keys_principal", "principal_pk"),
+)
+
+# Console sessions, held on the server: the cookie carries a random token whose SHA-256
+# is the id here, so log-out, disabling a principal, a new password or a revoked key end
+# them at once, even for a cookie copied before.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("principal_pk", sa.BigInteger, sa.ForeignKey("principals.pk"), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+    sa.Index("ix_sessions_principal", "principal_pk"),
+)
+
+# Failed authentications per key ("client:<address>", "name:<principal name>") in the
+# current window (authn.Guard); only failures write here.
+throttle = sa.Table(
+    "throttle",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("window_us", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
 )
 
 objects = sa.Table(

@@ -1,37 +1,37 @@
 """Who is logged in.
 
-The session cookie holds only the principal's pk and the log-in time. The principal is read
-from the store on every request, so disabling a principal (or changing its roles or tier)
-takes effect on its next click, and a session ends after MAX_AGE_SECONDS whatever happens.
+The session cookie holds a random token; the session itself lives on the server
+(store/sessions.py), so log-out ends it for every copy of the cookie, and disabling a
+principal, changing its password or revoking one of its keys ends its sessions at once.
+The principal is read from the store on every request, so a change of roles or tier takes
+effect on its next click, and a session ends after MAX_AGE_SECONDS whatever happens.
 """
 
 from __future__ import annotations
 
-import time
 from functools import wraps
 
 from flask import abort, g, redirect, request, session, url_for
 
 from .. import access
 from ..store import principals as principal_store
-from ..store.engine import read
+from ..store import sessions as session_store
+from ..store.engine import read, write
 from . import csrf
 from .common import can_publish, svc
 
 MAX_AGE_SECONDS = 12 * 3600
-_PK, _AT = "principal_pk", "login_at"
+_TOKEN = "session"
 
 
 def load_principal() -> access.Principal | None:
     """The session's principal, or None (and a cleared session) when it may not go on."""
-    pk = session.get(_PK)
-    if pk is None:
-        return None
-    if time.time() - session.get(_AT, 0) > MAX_AGE_SECONDS:
-        session.clear()
+    token = session.get(_TOKEN)
+    if token is None:
         return None
     with read(svc().engine) as conn:
-        row = principal_store.by_pk(conn, pk)
+        pk = session_store.principal_of(conn, token) if isinstance(token, str) else None
+        row = principal_store.by_pk(conn, pk) if pk is not None else None
     try:
         who = principal_store.to_principal(row, svc().settings.tiers) if row else None
     except ValueError:  # its tier was removed from the configuration
@@ -45,11 +45,16 @@ def load_principal() -> access.Principal | None:
 def log_in(pk: int) -> None:
     """A fresh session (no fixation: nothing from before the log-in survives)."""
     session.clear()
-    session[_PK], session[_AT] = pk, int(time.time())
+    with write(svc().engine) as conn:
+        session[_TOKEN] = session_store.start(conn, pk, MAX_AGE_SECONDS)
     csrf.rotate()
 
 
 def log_out() -> None:
+    token = session.get(_TOKEN)
+    if isinstance(token, str):
+        with write(svc().engine) as conn:
+            session_store.end(conn, token)
     session.clear()
 
 
