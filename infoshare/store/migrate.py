@@ -158,15 +158,6 @@ def _one_owner_per_id(conn: Connection) -> None:
                      "versions": len(doomed)}))
 
 
-def _object_size(conn: Connection) -> None:
-    """objects.size: the stored bytes' length, so a page can be cut by bytes in SQL."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
-    if "size" not in columns:
-        conn.execute(sa.text("ALTER TABLE objects ADD COLUMN size BIGINT DEFAULT 0 NOT NULL"))
-    conn.execute(objects.update().where(objects.c.size == 0)
-                 .values(size=sa.func.length(objects.c.raw)))
-
-
 def _credentials(conn: Connection) -> None:
     """Server-side sessions, the failed-login throttle, and when each API key was used."""
     metadata.create_all(conn, checkfirst=True)
@@ -179,7 +170,7 @@ def _credentials(conn: Connection) -> None:
 
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
-              _one_owner_per_id, _object_size, _credentials)
+              _one_owner_per_id, _credentials)
 
 
 def current_version(engine: Engine) -> int:

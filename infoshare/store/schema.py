@@ -93,7 +93,6 @@ objects = sa.Table(
     sa.Column("is_latest", sa.Boolean, nullable=False),
     sa.Column("is_first", sa.Boolean, nullable=False),
     sa.Column("raw", sa.LargeBinary, nullable=False),  # the exact bytes served
-    sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),  # len(raw)
     # Audience (docs/ARCHITECTURE.md "Access"): the facts access.py decides on.
     sa.Column("tlp_rank", sa.SmallInteger, nullable=False),
     sa.Column("all_sectors", sa.Boolean, nullable=False),
