@@ -13,11 +13,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+import requests
 import sqlalchemy as sa
-import urllib3
 from sqlalchemy.engine import Engine, Row
 
-from infoshare import access, timestamps
+from infoshare import access, outbound, timestamps
 from infoshare.settings import Settings
 from infoshare.store import audit
 from infoshare.store import principals as principal_store
@@ -89,21 +89,25 @@ def attempt(engine: Engine, settings: Settings, row: Row) -> Outcome:
             .order_by(objects.c.date_added))]
     if not raws:
         return Outcome("dropped", error="none of the objects is visible to the owner any more")
+    policy = outbound.policy(settings)
     try:
-        target = webhooks.check(sub.webhook_url, settings.webhooks.allow_http_hosts)
+        webhooks.check(sub.webhook_url, policy, settings.webhooks.allow_http_hosts)
     except webhooks.UnsafeWebhook as exc:
         return Outcome("dead", error=str(exc))
-    return _send(target, bundle(row.id, raws), row.id, sub.webhook_secret or "",
-                 settings.webhooks.timeout_seconds)
+    return _send(sub.webhook_url, policy, bundle(row.id, raws), row.id,
+                 sub.webhook_secret or "", settings.webhooks.timeout_seconds)
 
 
-def _send(target, body: bytes, delivery_id: str, secret: str, timeout: float) -> Outcome:
+def _send(url: str, policy: outbound.Policy, body: bytes, delivery_id: str, secret: str,
+          timeout: float) -> Outcome:
     headers = {"Content-Type": "application/stix+json;version=2.1",
                "User-Agent": "infoshare-webhook/1", "X-Infoshare-Delivery": delivery_id,
                "X-Infoshare-Signature": webhooks.signature(secret, body)}
     try:
-        response = webhooks.post(target, body, headers, timeout)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        response = webhooks.post(url, policy, body, headers, timeout)
+    except outbound.Refused as exc:  # its host now resolves somewhere it may not go
+        return Outcome("dead", error=str(exc)[:900])
+    except (requests.RequestException, OSError) as exc:
         return Outcome("pending", error=f"{type(exc).__name__}: {exc}"[:900])
     if 200 <= response.status < 300:
         return Outcome("delivered", response.status)

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from infoshare import outbound
 from infoshare.notices import Notice
 from infoshare.settings import FeedSpec
 
@@ -51,6 +52,8 @@ class Context:
     spec: FeedSpec
     cursor: Mapping[str, Any]
     get: Callable[..., Any]  # feeds.http.Fetcher.get, bound to this feed's limits
+    # The outbound rule, for adapters that bring their own HTTP client (taxii).
+    policy: outbound.Policy = field(default_factory=outbound.Policy)
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.spec.options.get(key, default)

@@ -1,9 +1,10 @@
 """Fetching a feed's source: timeouts, a size limit, conditional GET, retries.
 
-Transient failures (connection errors, timeouts, 429 and 5xx) are retried with exponential
-backoff; anything else fails the fetch at once with a FeedError that says what happened.
-Local paths (and file:// URLs) are read with the same size limit, for sources an operator
-drops on disk.
+Every request and redirect obeys infoshare/outbound.py's rule (the session comes from
+there); a refusal is a FeedError that says so. Transient failures (connection errors,
+timeouts, 429 and 5xx) are retried with exponential backoff; anything else fails the
+fetch at once with a FeedError that says what happened. Local paths (and file:// URLs)
+are read with the same size limit, for sources an operator drops on disk.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+
+from infoshare import outbound
 
 from .base import FeedError
 
@@ -58,6 +61,8 @@ class Fetcher:
         for attempt in range(self.retries + 1):
             try:
                 response = self._once(url, request_headers, auth)
+            except outbound.Refused as exc:  # the URL or a redirect: never retried
+                raise FeedError(f"refused: {exc}") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == self.retries:
                     raise FeedError(f"cannot reach {url}: {type(exc).__name__}") from None

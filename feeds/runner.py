@@ -10,7 +10,7 @@ import os
 import socket
 from dataclasses import replace
 
-from infoshare import publish, timestamps
+from infoshare import outbound, publish, timestamps
 from infoshare.notices import Notice
 from infoshare.settings import CollectionSpec, FeedSpec
 from infoshare.store import feeds as feed_store
@@ -34,13 +34,13 @@ def holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def fetcher_for(spec: FeedSpec) -> Fetcher:
+def fetcher_for(spec: FeedSpec, policy: outbound.Policy) -> Fetcher:
     options = spec.options
     kwargs = {key: options[key] for key in ("max_bytes", "retries", "user_agent")
               if key in options}
     if "timeout_seconds" in options:
         kwargs["timeout"] = float(options["timeout_seconds"])
-    return Fetcher(**kwargs)
+    return Fetcher(**kwargs, session=outbound.session(policy))
 
 
 def run_feed(services, spec: FeedSpec) -> dict:
@@ -59,8 +59,9 @@ def _run(services, spec: FeedSpec) -> dict:
     with read(engine) as conn:
         state = feed_store.get(conn, spec.name)
     validators: dict = {}
+    policy = outbound.policy(services.settings)
     context = Context(spec, dict(state.cursor) if state else {},
-                      _conditional_get(fetcher_for(spec), state, validators))
+                      _conditional_get(fetcher_for(spec, policy), state, validators), policy)
     counts = {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     started = timestamps.now_us()
     try:

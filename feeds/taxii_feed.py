@@ -24,12 +24,11 @@ import functools
 from collections.abc import Mapping
 
 import requests
-from requests.adapters import HTTPAdapter
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Collection
 from urllib3.util.retry import Retry
 
-from infoshare import timestamps
+from infoshare import outbound, timestamps
 
 from .base import Context, FeedError, Fetched, ItemError, StixObjects
 from .http import TRANSIENT, Fetcher
@@ -91,8 +90,9 @@ def _collection(ctx: Context) -> Collection:
     retry = Retry(total=int(ctx.option("retries", Fetcher.retries)), backoff_factor=0.5,
                   status_forcelist=sorted(TRANSIENT), allowed_methods={"GET"},
                   raise_on_status=False)
+    session.trust_env = False  # no environment proxies: they would bypass the rule
     for scheme in ("http://", "https://"):
-        session.mount(scheme, HTTPAdapter(max_retries=retry))
+        session.mount(scheme, outbound.PinnedAdapter(ctx.policy, max_retries=retry))
     session.request = functools.partial(
         session.request, timeout=float(ctx.option("timeout_seconds", Fetcher.timeout)))
     return collection
@@ -150,6 +150,8 @@ def _later(position: str | None, cursor: Mapping | None) -> bool:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, outbound.Refused):
+        return f"refused: {exc}"
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code} from {exc.response.url}"
     if isinstance(exc, requests.RequestException):

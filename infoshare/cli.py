@@ -14,7 +14,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from . import sectors
+from . import outbound, sectors
 from .app import create_app
 from .passwords import new_password
 from .server import prepare
@@ -421,7 +421,8 @@ def subscriptions_add(name, owner, sectors_, types, kinds, min_severity, labels,
     try:
         loaded = SubscriptionSchema().load(document)
         if webhook_url:
-            webhooks.check(webhook_url, svc.settings.webhooks.allow_http_hosts)
+            webhooks.check(webhook_url, outbound.policy(svc.settings),
+                           svc.settings.webhooks.allow_http_hosts)
     except (ValidationError, webhooks.UnsafeWebhook) as exc:
         raise click.ClickException(str(getattr(exc, "messages", exc))) from None
     with write(svc.engine) as conn:

@@ -9,8 +9,10 @@ it came from, so an operator never has to guess which of three layers is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tomllib
 import uuid
 from collections.abc import Mapping
@@ -70,6 +72,11 @@ class TaxiiSettings:
 class AuthSettings:
     key_cache_seconds: int
     scrypt_log2_n: int
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    allow_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class Settings:
     collections: tuple[CollectionSpec, ...]
     feeds: tuple[FeedSpec, ...] = field(default=())
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
 
     def collection(self, key: str) -> CollectionSpec | None:
         """A collection by id or alias."""
@@ -318,7 +326,20 @@ def _build(raw: dict[str, Any], sources: Mapping[str, str]) -> Settings:
         feeds=_feeds(raw, sources),
         subscriptions=SubscriptionSettings(
             max_per_principal=top.table("subscriptions").int("max_per_principal", 1, 100_000)),
+        outbound=_outbound(top.table("outbound")),
     )
+
+
+def _outbound(r: _Reader) -> OutboundSettings:
+    hosts = r.strings("allow_hosts")
+    for host in hosts:
+        try:
+            ipaddress.ip_network(host.strip(), strict=False)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", host.strip()):
+                raise r.fail("allow_hosts", f"{host!r} is not a host name, an address or a "
+                             "CIDR range") from None
+    return OutboundSettings(allow_hosts=hosts)
 
 
 def _server(r: _Reader) -> ServerSettings:

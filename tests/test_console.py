@@ -46,7 +46,8 @@ timeout_seconds = 2
 def live(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("console")
     (data_dir / "feeds.toml").write_text(FEEDS)
-    server = LiveServer(service_env(data_dir, INFOSHARE_CONFIG=str(data_dir / "feeds.toml")))
+    server = LiveServer(service_env(data_dir, INFOSHARE_CONFIG=str(data_dir / "feeds.toml"),
+                                    INFOSHARE_OUTBOUND_ALLOW_HOSTS="127.0.0.1"))
     people = {
         "analyst": ["--org", "Ops", "--tier", "trusted", "--all-sectors", "--role",
                     "publisher"],

@@ -51,7 +51,8 @@ interval = 10
 sectors = ["energy"]
 tlp = "green"
 ''')
-    env = service_env(tmp_path / "data", INFOSHARE_CONFIG=str(config))
+    env = service_env(tmp_path / "data", INFOSHARE_CONFIG=str(config),
+                      INFOSHARE_OUTBOUND_ALLOW_HOSTS="127.0.0.1")
     server = LiveServer(env, workers=3)
     try:
         deadline = time.monotonic() + 30

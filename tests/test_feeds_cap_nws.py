@@ -134,7 +134,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     data = tmp_path_factory.mktemp("feeds")
-    environ = {"INFOSHARE_DATA_DIR": str(data)}
+    environ = {"INFOSHARE_DATA_DIR": str(data), "INFOSHARE_OUTBOUND_ALLOW_HOSTS": "127.0.0.1"}
     settings = load_settings(environ=environ)
     prepare(settings)
     services = Services(settings)
@@ -316,7 +316,8 @@ def test_cli_feeds_run(world, tmp_path):
     config.write_text(f'[[feeds]]\nname = "cli-cap"\nkind = "cap"\n'
                       f'url = "{world.server.base}/cap/circle.xml?noetag"\n'
                       f'interval = 600\ntlp = "amber"\nmax_alerts = 10\n')
-    env = service_env(world.data, INFOSHARE_CONFIG=str(config))
+    env = service_env(world.data, INFOSHARE_CONFIG=str(config),
+                      INFOSHARE_OUTBOUND_ALLOW_HOSTS="127.0.0.1")
     out = json.loads(cli(env, "feeds", "run", "cli-cap").stdout)
     assert out == {"feed": "cli-cap", **counts(fetched=1, created=1), "error": None}
 

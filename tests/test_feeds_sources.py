@@ -80,7 +80,8 @@ class Harness:
     """One data directory; each run builds settings for one feed and runs it in-process."""
 
     def __init__(self, data_dir: Path):
-        self.environ = {"INFOSHARE_DATA_DIR": str(data_dir), "INFOSHARE_DATABASE_URL": ""}
+        self.environ = {"INFOSHARE_DATA_DIR": str(data_dir), "INFOSHARE_DATABASE_URL": "",
+                        "INFOSHARE_OUTBOUND_ALLOW_HOSTS": "127.0.0.1"}
         self.services = None
         self.prepared = False
         self.engines = []
@@ -546,3 +547,16 @@ def test_taxii_feed_bad_credentials_and_options(upstream, harness):
     assert "together" in harness.status()["last_error"]
     assert harness.run(kind="taxii", url=url, api_key=upstream.key, max_bytes=200) == ZERO
     assert "larger than the limit of 200" in harness.status()["last_error"]
+
+
+# --- the outbound rule --------------------------------------------------------------------
+
+def test_a_feed_to_a_non_public_address_is_refused_by_name(source, harness):
+    url = source.serve("/private-kev.json", fixture("kev", "catalog.json"), "application/json")
+    allowed = harness.environ.pop("INFOSHARE_OUTBOUND_ALLOW_HOSTS")
+    try:
+        assert harness.run(kind="kev", name="private", url=url) == ZERO
+    finally:
+        harness.environ["INFOSHARE_OUTBOUND_ALLOW_HOSTS"] = allowed
+    error = harness.status()["last_error"]
+    assert "refused" in error and "127.0.0.1" in error and "outbound.allow_hosts" in error

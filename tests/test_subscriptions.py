@@ -93,7 +93,7 @@ def test_subscription_crud_and_validation(live):
     ({"name": "x", "webhook_url": "https://example.com/h"}, "webhook_secret"),
     ({"name": "x", "webhook_url": "http://example.com/h", "webhook_secret": SECRET},
      "webhook_url"),
-    ({"name": "x", "webhook_url": "https://localhost/h", "webhook_secret": SECRET},
+    ({"name": "x", "webhook_url": "https://[::1]/h", "webhook_secret": SECRET},
      "webhook_url"),
     ({"name": "x", "webhook_url": "https://10.1.2.3/h", "webhook_secret": SECRET},
      "webhook_url"),

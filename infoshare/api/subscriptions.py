@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from distribution import webhooks
 
-from .. import timestamps
+from .. import outbound, timestamps
 from ..schemas import SubscriptionSchema, dump_subscription, subscription_columns
 from ..store import audit
 from ..store import subscriptions as store
@@ -30,7 +30,9 @@ def _load(partial: bool) -> dict:
         raise ApiError(400, "invalid subscription", "see fields", fields=exc.messages) from None
     if loaded.get("webhook_url"):
         try:
-            webhooks.check(loaded["webhook_url"], _svc().settings.webhooks.allow_http_hosts)
+            settings = _svc().settings
+            webhooks.check(loaded["webhook_url"], outbound.policy(settings),
+                           settings.webhooks.allow_http_hosts)
         except webhooks.UnsafeWebhook as exc:
             raise ApiError(400, "invalid subscription", "see fields",
                            fields={"webhook_url": [str(exc)]}) from None

@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, url_for
 
 from feeds import runner
 
+from .. import outbound
 from . import feed_jobs
 from .blueprint import bp
 from .common import svc
@@ -16,7 +17,16 @@ from .identity import publisher_required
 @bp.get("/feeds")
 @publisher_required  # feed URLs, errors and item names are operators' business
 def feeds():
-    return render_template("feeds.html", feeds=runner.status(svc()))
+    return render_template("feeds.html", feeds=[_shown(f) for f in runner.status(svc())])
+
+
+def _shown(feed: dict) -> dict:
+    """A feed's status without the credentials its URL may carry (the CLI shows them)."""
+    errors = [{**e, "item": outbound.redact(e["item"]), "message": outbound.redact(e["message"])}
+              for e in feed.get("errors") or []]
+    return {**feed, "url": outbound.redact(feed.get("url") or ""), "errors": errors,
+            "last_error": outbound.redact(feed["last_error"]) if feed.get("last_error")
+            else feed.get("last_error")}
 
 
 @bp.post("/feeds/<name>/run")

@@ -10,6 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from distribution import webhooks
 
+from .. import outbound
 from ..schemas import SubscriptionSchema, subscription_columns
 from . import form_errors
 
@@ -42,7 +43,7 @@ def to_json(values: dict) -> dict:
     return doc
 
 
-def columns(values: dict, allow_http_hosts) -> tuple[dict | None, dict[str, list[str]]]:
+def columns(values: dict, settings) -> tuple[dict | None, dict[str, list[str]]]:
     """(store columns, None) when valid, else (None, errors by field)."""
     try:
         loaded = SubscriptionSchema().load(to_json(values))
@@ -50,7 +51,8 @@ def columns(values: dict, allow_http_hosts) -> tuple[dict | None, dict[str, list
         return None, form_errors.by_field(exc.messages, [])
     if loaded.get("webhook_url"):
         try:
-            webhooks.check(loaded["webhook_url"], allow_http_hosts)
+            webhooks.check(loaded["webhook_url"], outbound.policy(settings),
+                           settings.webhooks.allow_http_hosts)
         except webhooks.UnsafeWebhook as exc:
             return None, {"webhook_url": [str(exc)]}
     return subscription_columns(loaded), {}

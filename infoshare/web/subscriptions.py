@@ -43,8 +43,7 @@ def subscriptions():
 @login_required
 def subscription_create():
     values = subscription_form.from_form(request.form)
-    columns, errors = subscription_form.columns(values,
-                                                svc().settings.webhooks.allow_http_hosts)
+    columns, errors = subscription_form.columns(values, svc().settings)
     if columns is None:
         return _page(values, errors), 422
     with write(svc().engine) as conn:
