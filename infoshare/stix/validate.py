@@ -53,7 +53,15 @@ def check(obj: object) -> Checked:
             version_us = timestamps.parse_us(version)
         except timestamps.BadTimestamp as exc:
             raise InvalidObject(f"modified/created: {exc}") from None
-    result = validate_instance(dict(obj), _OPTIONS)
+    for name in ("created", "modified", "valid_from", "valid_until", "published",
+                 "first_seen", "last_seen", "first_observed", "last_observed"):
+        if name in obj and not isinstance(obj[name], str):
+            raise InvalidObject(f"{name} must be a timestamp string")
+    try:
+        result = validate_instance(dict(obj), _OPTIONS)
+    except Exception as exc:  # the validator assumes types its schema checks later
+        raise InvalidObject(f"not valid STIX 2.1: a property has the wrong type "
+                            f"({type(exc).__name__})") from None
     if not result.is_valid:
         messages = "; ".join(str(e).split(": ", 1)[-1] for e in result.errors)
         raise InvalidObject(messages or "not valid STIX 2.1")

@@ -55,7 +55,10 @@ def parse(args) -> Filters:
             f.problems.append(f"Unknown {name} {value!r}: filter ignored.")
     f.since = _since(args.get("since", ""), f.problems)
     before = args.get("before", "")
-    f.before = int(before) if before.isascii() and before.isdigit() else None
+    # A keyset position: microseconds since the epoch, which fit in 18 digits; anything
+    # else (26 digits overflowed the database's integers) is ignored like a bad filter.
+    f.before = int(before) if before.isascii() and before.isdigit() and len(before) <= 18 \
+        else None
     return f
 
 
