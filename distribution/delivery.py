@@ -1,7 +1,7 @@
 """Sending queued webhook deliveries: claim, send, retry with backoff, dead-letter.
 
 Deliveries are rows written with the objects they carry, so nothing is lost when the
-service or the receiver restarts. Any number of workers may run `deliver_due`: each claims
+service or the receiver restarts. Any number of workers and hosts run a Sender: each claims
 due rows by taking a lease on them in the database, so a delivery is in flight in one
 place at a time. Each attempt re-applies access.py for the subscription's owner, so a
 principal who lost clearance stops receiving at once.
@@ -10,7 +10,10 @@ principal who lost clearance stops receiving at once.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
@@ -39,33 +42,104 @@ class Outcome:
     error: str = ""
 
 
-def deliver_due(engine: Engine, settings: Settings, limit: int = 20) -> int:
-    """Send what is due now; returns how many deliveries were attempted."""
-    claimed = claim(engine, timestamps.now_us(), limit,
-                    lease_us=int((2 * settings.webhooks.timeout_seconds + 30) * 1_000_000))
-    for row in claimed:
+class Sender:
+    """Sends due deliveries on a few threads of this worker, one at a time per
+    subscription, so a slow or dead receiver holds back only its own subscription.
+
+    Each delivery is claimed alone, right before it is sent, under a lease longer than a
+    send can take (2 x webhooks.timeout_seconds + 30 s), and its attempt is counted when
+    it is claimed; finishing it checks that the lease is still ours. So no other worker or
+    host can pick it up while it is in flight: each is received once while the receiver
+    answers within the timeout.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings, holder: str, threads: int = 8):
+        self.engine, self.settings, self.holder = engine, settings, holder
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook")
+        self.in_flight: set[str] = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    @property
+    def lease_us(self) -> int:
+        return int((2 * self.settings.webhooks.timeout_seconds + 30) * 1_000_000)
+
+    def tick(self) -> int:
+        """Claim what free threads can send now; returns how many were started."""
+        with self.lock:
+            free = 0 if self.stopping else self.threads - len(self.in_flight)
+        if free <= 0:
+            return 0
+        claimed = claim(self.engine, timestamps.now_us(), free, self.lease_us, self.holder)
+        for row in claimed:
+            with self.lock:
+                self.in_flight.add(row.id)
+            self.pool.submit(self._send, row)
+        return len(claimed)
+
+    def _send(self, row: Row) -> None:
         try:
-            outcome = attempt(engine, settings, row)
-        except Exception as exc:  # never let one delivery stop the others
-            log.exception("delivery %s failed unexpectedly", row.id)
-            outcome = Outcome("pending", error=f"internal error: {exc}")
-        finish(engine, settings, row, outcome)
-    return len(claimed)
+            try:
+                outcome = attempt(self.engine, self.settings, row)
+            except Exception as exc:  # never let one delivery stop the others
+                log.exception("delivery %s failed unexpectedly", row.id)
+                outcome = Outcome("pending", error=f"internal error: {exc}")
+            finish(self.engine, self.settings, row, outcome)
+        except Exception:
+            log.exception("delivery %s could not be recorded", row.id)
+        finally:
+            with self.lock:
+                self.in_flight.discard(row.id)
+
+    def stop(self, wait_seconds: float = 5.0) -> None:
+        """A clean shutdown: claim nothing more, let sends in flight finish for a few
+        seconds, then hand back the leases of any still unfinished."""
+        with self.lock:
+            self.stopping = True
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.in_flight:
+                    break
+            time.sleep(0.05)
+        release(self.engine, self.holder)
 
 
-def claim(engine: Engine, now: int, limit: int, lease_us: int) -> list[Row]:
+def claim(engine: Engine, now: int, limit: int, lease_us: int, holder: str) -> list[Row]:
+    """Up to `limit` due deliveries, at most one per subscription and none of a
+    subscription that has one in flight; leased to `holder` and counted as attempted."""
     with write(engine) as conn:
-        query = (sa.select(deliveries)
+        busy = sa.select(deliveries.c.subscription_pk).where(
+            deliveries.c.state == "pending", deliveries.c.lease_until_us > now)
+        query = (sa.select(deliveries.c.id, deliveries.c.subscription_pk)
                  .where(deliveries.c.state == "pending", deliveries.c.next_attempt_us <= now,
-                        deliveries.c.lease_until_us <= now)
-                 .order_by(deliveries.c.next_attempt_us).limit(limit))
+                        deliveries.c.lease_until_us <= now,
+                        deliveries.c.subscription_pk.not_in(busy))
+                 .order_by(deliveries.c.next_attempt_us).limit(limit * 4))
         if not is_sqlite(conn):
             query = query.with_for_update(skip_locked=True)
-        rows = list(conn.execute(query))
-        if rows:
-            conn.execute(deliveries.update().where(deliveries.c.id.in_([r.id for r in rows]))
-                         .values(lease_until_us=now + lease_us))
-    return rows
+        chosen: dict[int, str] = {}
+        for row in conn.execute(query):
+            if row.subscription_pk not in chosen and len(chosen) < limit:
+                chosen[row.subscription_pk] = row.id
+        if not chosen:
+            return []
+        ids = list(chosen.values())
+        conn.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(
+            lease_until_us=now + lease_us, lease_holder=holder,
+            attempts=deliveries.c.attempts + 1))
+        return list(conn.execute(sa.select(deliveries).where(deliveries.c.id.in_(ids))
+                                 .order_by(deliveries.c.next_attempt_us)))
+
+
+def release(engine: Engine, holder: str) -> int:
+    """Hand back the leases `holder` still has (a clean shutdown): others send them now."""
+    with write(engine) as conn:
+        return conn.execute(deliveries.update().where(
+            deliveries.c.state == "pending", deliveries.c.lease_holder == holder)
+            .values(lease_until_us=0, lease_holder=None)).rowcount
 
 
 def bundle(delivery_id: str, raws: list[bytes]) -> bytes:
@@ -117,29 +191,35 @@ def _send(url: str, policy: outbound.Policy, body: bytes, delivery_id: str, secr
 
 
 def finish(engine: Engine, settings: Settings, row: Row, outcome: Outcome) -> None:
+    """Record an attempt (counted when it was claimed), if the lease is still ours."""
     now = timestamps.now_us()
-    attempts = row.attempts + 1
+    attempts = row.attempts
     state = outcome.state
     if state == "pending" and attempts >= settings.webhooks.max_attempts:
         state = "dead"
     backoff = settings.webhooks.retry_base_seconds * 1_000_000 * 2 ** (attempts - 1)
-    values = {"state": state, "attempts": attempts, "lease_until_us": 0,
+    values = {"state": state, "lease_until_us": 0, "lease_holder": None,
               "last_status": outcome.status, "last_error": outcome.error or None,
               "next_attempt_us": now + int(min(backoff, MAX_BACKOFF_US))}
     if state == "delivered":
         values["delivered_us"] = now
     with write(engine) as conn:
-        conn.execute(deliveries.update().where(deliveries.c.id == row.id).values(**values))
-        if state != "pending":
+        ours = conn.execute(deliveries.update().where(
+            deliveries.c.id == row.id, deliveries.c.lease_until_us == row.lease_until_us)
+            .values(**values)).rowcount
+        if ours and state != "pending":
             audit.record(conn, "service", f"delivery-{state}", row.id,
                          subscription_pk=row.subscription_pk, attempts=attempts,
                          status=outcome.status, error=outcome.error)
+        elif not ours:
+            log.warning("delivery %s: lease lost while sending", row.id)
 
 
 def retry(engine: Engine, delivery_ids: list[str] | None = None) -> int:
     """Queue dead (or given) deliveries again from the first attempt."""
     with write(engine) as conn:
         query = deliveries.update().values(state="pending", attempts=0, lease_until_us=0,
+                                           lease_holder=None,
                                            next_attempt_us=timestamps.now_us())
         if delivery_ids:
             query = query.where(deliveries.c.id.in_(delivery_ids))

@@ -1,10 +1,12 @@
 """Background jobs inside each service worker (APScheduler).
 
-Every worker runs the delivery job; the database leases in delivery.claim make sure each
-delivery is sent by one worker at a time, so adding workers adds throughput, not
-duplicates. Feeds run in exactly one process across all workers and hosts: the worker
+Every worker runs the delivery job: twice a second it claims what its free sending
+threads can take (delivery.Sender), one delivery per subscription at a time, so adding
+workers adds throughput, not duplicates, and a hanging receiver holds only its own
+subscription. Feeds run in exactly one process across all workers and hosts: the worker
 holding the "feeds" lease schedules them, renewing it every few seconds; if it dies, the
-lease expires and another worker takes over.
+lease expires (at once on its own host) and another worker takes over. A clean shutdown
+hands every lease back (stop()).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from feeds.runner import FeedBusy, holder, run_feed
 from infoshare.store import leases
 
-from .delivery import deliver_due
+from .delivery import Sender
 
 log = logging.getLogger(__name__)
 LEADER_LEASE = "feeds"
@@ -32,9 +34,10 @@ class Jobs:
         self.services = services
         self.scheduler = BackgroundScheduler(daemon=True)
         self.leading = False
+        self.sender = Sender(services.engine, services.settings, holder())
 
     def start(self) -> Jobs:
-        self.scheduler.add_job(self._deliveries, "interval", seconds=1, id="deliveries",
+        self.scheduler.add_job(self._deliveries, "interval", seconds=0.5, id="deliveries",
                                max_instances=1, coalesce=True)
         if any(spec.enabled for spec in self.services.settings.feeds):
             self.scheduler.add_job(self._lead, "interval", seconds=RENEW_SECONDS, id="leader",
@@ -44,10 +47,20 @@ class Jobs:
 
     def _deliveries(self) -> None:
         try:
-            while deliver_due(self.services.engine, self.services.settings) > 0:
-                pass
+            self.sender.tick()
         except Exception:  # the scheduler must survive a database hiccup
             log.exception("delivery job failed")
+
+    def stop(self) -> None:
+        """A clean shutdown: stop scheduling, finish or hand back deliveries in flight,
+        and give up the feeds lease so another worker takes the feeds at once."""
+        try:
+            self.scheduler.shutdown(wait=False)
+        except Exception:  # already stopped
+            pass
+        self.sender.stop()
+        if self.leading:
+            leases.release(self.services.engine, LEADER_LEASE, holder())
 
     def _lead(self) -> None:
         try:
@@ -82,8 +95,8 @@ class Jobs:
             return  # leadership moved since this run was scheduled
         try:
             run_feed(self.services, spec)
-        except FeedBusy:
-            pass
+        except FeedBusy as exc:
+            log.info("feed %s: this scheduled run is skipped: %s", spec.name, exc)
         except Exception:
             log.exception("feed %s failed", spec.name)
 
@@ -92,5 +105,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_jobs: list[Jobs] = []
+
+
 def start(services) -> Jobs:
-    return Jobs(services).start()
+    jobs = Jobs(services).start()
+    _jobs.append(jobs)
+    return jobs
+
+
+def stop() -> None:
+    """Stop this process's jobs (gunicorn's worker_exit hook calls this)."""
+    while _jobs:
+        _jobs.pop().stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 from types import ModuleType
 
 from apscheduler.triggers.cron import CronTrigger
@@ -34,6 +35,10 @@ def _validate(index: int, spec: FeedSpec) -> None:
         kind = allowed[key]
         if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
             raise ConfigError(f"feeds[{index}].{key}", f"has the wrong type ({value!r})")
+        if isinstance(value, int | float) and not isinstance(value, bool) and not (
+                math.isfinite(value) and 0 <= value <= 10**12):
+            raise ConfigError(f"feeds[{index}].{key}", f"must be a finite number between 0 "
+                              f"and 10**12, got {value!r}")
     if spec.cron:
         try:
             CronTrigger.from_crontab(spec.cron)

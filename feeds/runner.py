@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from dataclasses import replace
 
 from infoshare import outbound, publish, timestamps
@@ -43,15 +44,49 @@ def fetcher_for(spec: FeedSpec, policy: outbound.Policy) -> Fetcher:
     return Fetcher(**kwargs, session=outbound.session(policy))
 
 
+LEASE_SECONDS = 60
+HEARTBEAT_SECONDS = 15
+
+
+class Lease:
+    """A feed's lease, renewed by a heartbeat while the run goes on: a run killed outright
+    holds it at most LEASE_SECONDS (on its own host, not at all: leases.acquire sees that
+    the holder is gone)."""
+
+    def __init__(self, engine, name: str):
+        self.engine, self.name, self.holder = engine, name, holder()
+        if not leases.acquire(engine, name, self.holder, LEASE_SECONDS):
+            raise FeedBusy(f"feed {name.removeprefix('feed:')} is running in another process")
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._renew, daemon=True)
+        self._beat.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                leases.acquire(self.engine, self.name, self.holder, LEASE_SECONDS)
+            except Exception:  # a database hiccup: the next beat tries again
+                log.warning("could not renew the lease %s", self.name)
+
+    def release(self) -> None:
+        self._stop.set()
+        leases.release(self.engine, self.name, self.holder)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def hold_lease(engine, name: str) -> Lease:
+    return Lease(engine, name)
+
+
 def run_feed(services, spec: FeedSpec) -> dict:
     """Run a feed once; returns its counts. Raises FeedBusy if it is running elsewhere."""
-    lease = f"feed:{spec.name}"
-    if not leases.acquire(services.engine, lease, holder(), 900):
-        raise FeedBusy(f"feed {spec.name} is running in another process")
-    try:
+    with hold_lease(services.engine, f"feed:{spec.name}"):
         return _run(services, spec)
-    finally:
-        leases.release(services.engine, lease, holder())
 
 
 def _run(services, spec: FeedSpec) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -50,6 +52,9 @@ class Services:
         return Authority(self.signer(), self.ids)
 
 
+log = logging.getLogger(__name__)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     feed_registry.validate(settings)
@@ -81,6 +86,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/.well-known/jwks.json", "jwks", _jwks)
     app.register_error_handler(HTTPException, _http_error)
+    for unavailable in (sa.exc.OperationalError, sa.exc.InterfaceError):
+        app.register_error_handler(unavailable, _database_unavailable)
     return app
 
 
@@ -94,14 +101,42 @@ def _body_checked() -> None:
 
 
 def _healthz() -> tuple[dict, int]:
+    """Ready when the database answers and takes a write: a full disk or a read-only file
+    system makes every publish fail, so it must not look healthy."""
     from flask import current_app
 
+    from .store.engine import write
+    from .store.schema import installation
+
     try:
-        with current_app.extensions["infoshare"].engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        with write(current_app.extensions["infoshare"].engine) as conn:
+            done = conn.execute(installation.update().where(installation.c.name == "healthz")
+                                .values(value=str(time.time()))).rowcount
+            if not done:
+                conn.execute(installation.insert().values(name="healthz",
+                                                          value=str(time.time())))
     except sa.exc.SQLAlchemyError as exc:
         return {"status": "unavailable", "database": type(exc).__name__}, 503
     return {"status": "ok"}, 200
+
+
+RETRY_AFTER = "5"
+
+
+def _database_unavailable(exc: sa.exc.SQLAlchemyError):
+    """The database is unreachable or refuses writes (stopped, full, read-only): 503 with
+    Retry-After in the path's own format, one log line rather than a traceback."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                str(exc).splitlines()[0][:300])
+    message = "the database is unavailable; try again shortly"
+    if request.path.startswith("/api/"):
+        return render_api(ApiError(503, "service unavailable", message,
+                                   headers={"Retry-After": RETRY_AFTER}))
+    if request.path.startswith("/taxii2/"):
+        return render(TaxiiError(503, "Service unavailable", message,
+                                 headers={"Retry-After": RETRY_AFTER}))
+    return Response(f"503 Service Unavailable: {message}\n", status=503,
+                    headers={"Retry-After": RETRY_AFTER}, content_type="text/plain")
 
 
 def _jwks() -> Response:

@@ -68,6 +68,9 @@ def fingerprint(space: IdSpace) -> str:
 def check_namespace(conn: Connection, space: IdSpace) -> None:
     """Record the namespace's fingerprint in the database, or check it against the one
     recorded: two hosts on one database must mint the same ids."""
+    from .store.migrate import take_turns
+
+    take_turns(conn)
     mine = fingerprint(space)
     stored = conn.execute(sa.select(installation.c.value)
                           .where(installation.c.name == "namespace")).scalar()

@@ -47,6 +47,7 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
                                            ",".join(server.forwarded_allow_ips)),
         "forwarded_allow_ips": ",".join(server.forwarded_allow_ips) or "127.0.0.1",
         "keepalive": 5,
+        "worker_exit": _worker_exit,
         "timeout": 60,
         "graceful_timeout": 10,
         "accesslog": "-",
@@ -55,6 +56,13 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
         "proc_name": "infoshare",
     }
     _Gunicorn(settings, options).run()
+
+
+def _worker_exit(server, worker) -> None:
+    """In the exiting worker: hand back its leases (deliveries, the feeds lease)."""
+    from distribution import scheduler
+
+    scheduler.stop()
 
 
 def prepare(settings: Settings) -> dict:

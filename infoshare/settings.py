@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import tomllib
@@ -272,10 +273,11 @@ class _Reader:
             raise self.fail(key, f"must be {bound}, got {value}")
         return value
 
-    def number(self, key: str) -> float:
+    def number(self, key: str, maximum: float = 86_400.0) -> float:
         value = self.get(key, float)
-        if value <= 0:
-            raise self.fail(key, f"must be > 0, got {value}")
+        if not math.isfinite(value) or not 0 < value <= maximum:
+            raise self.fail(key, f"must be a number above 0 and at most {maximum:g}, "
+                            f"got {value}")
         return value
 
     def str(self, key: str, default: str | None = None, nonempty: bool = False) -> str:
@@ -351,7 +353,7 @@ def _server(r: _Reader) -> ServerSettings:
         threads=r.int("threads", 1, 256),
         header_timeout=r.number("header_timeout"),
         body_timeout=r.number("body_timeout"),
-        max_connections=r.int("max_connections", 10),
+        max_connections=r.int("max_connections", 10, 100_000),
         forwarded_allow_ips=r.strings("forwarded_allow_ips"),
     )
 
@@ -367,8 +369,8 @@ def _taxii(r: _Reader) -> TaxiiSettings:
         api_root=api_root,
         api_root_title=r.str("api_root_title", nonempty=True),
         max_page_size=r.int("max_page_size", 1, 100_000),
-        max_content_length=r.int("max_content_length", 1024),
-        status_retention_hours=r.int("status_retention_hours", 24),
+        max_content_length=r.int("max_content_length", 1024, 1024**3),
+        status_retention_hours=r.int("status_retention_hours", 24, 87_600),
         default_tlp=r.choice("default_tlp", tiers.TLP_LEVELS),
         sector_collections=r.get("sector_collections", bool, True),
         max_page_bytes=r.int("max_page_bytes", 64 * 1024, 8 * 1024 * 1024),
@@ -378,7 +380,7 @@ def _taxii(r: _Reader) -> TaxiiSettings:
 
 def _auth(r: _Reader) -> AuthSettings:
     return AuthSettings(
-        key_cache_seconds=r.int("key_cache_seconds", 0),
+        key_cache_seconds=r.int("key_cache_seconds", 0, 86_400),
         scrypt_log2_n=r.int("scrypt_log2_n", 10, 20),
     )
 
@@ -494,8 +496,8 @@ def _feed(r: _Reader) -> FeedSpec:
     interval = r.raw.get("interval", 3600)
     seconds, cron = None, None
     if isinstance(interval, int) and not isinstance(interval, bool):
-        if interval < 10:
-            raise r.fail("interval", f"must be >= 10 seconds, got {interval}")
+        if not 10 <= interval <= 31 * 86_400:
+            raise r.fail("interval", f"must be between 10 seconds and 31 days, got {interval}")
         seconds = interval
     elif isinstance(interval, str) and len(interval.split()) == 5:
         cron = interval

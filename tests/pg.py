@@ -62,12 +62,19 @@ class PostgresServer:
         os.chmod(self.root, 0o700)
         self._run(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                    "-E", "UTF8", "--no-sync"])
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200")
-        self._run(["pg_ctl", "-D", str(self.data), "-o", options, "-l",
-                   str(self.root / "log"), "-w", "-t", "60", "start"])
+        self.options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                        "-c max_connections=200")
+        self.resume()
         self._counter = 0
+
+    def halt(self) -> None:
+        """Stop the server (an outage); resume() brings it back on the same port."""
+        self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+
+    def resume(self) -> None:
+        self._run(["pg_ctl", "-D", str(self.data), "-o", self.options, "-l",
+                   str(self.root / "log"), "-w", "-t", "60", "start"])
 
     def _run(self, argv: list[str]) -> None:
         argv = [str(self.bindir / argv[0]), *argv[1:]]

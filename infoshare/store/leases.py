@@ -1,7 +1,11 @@
 """Leases in the database: one holder at a time for a named job, across all processes
-and hosts. A lease not renewed before it expires can be taken by another holder."""
+and hosts. A lease not renewed before it expires can be taken by another holder, and one
+held by a process of this host that has died is taken at once."""
 
 from __future__ import annotations
+
+import os
+import socket
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -12,23 +16,40 @@ from .schema import leases
 
 
 def acquire(engine: Engine, name: str, holder: str, seconds: float) -> bool:
-    """Take or renew the lease; False when someone else holds it."""
+    """Take or renew the lease; False when someone else holds it.
+
+    A lease whose holder was a process on this host that no longer runs is taken at
+    once (a SIGKILL leaves no time to release it); elsewhere it lapses when not renewed.
+    """
     now = timestamps.now_us()
     until = now + int(seconds * 1_000_000)
     try:
         with write(engine) as conn:
-            taken = conn.execute(leases.update().where(
-                leases.c.name == name,
-                sa.or_(leases.c.holder == holder, leases.c.until_us < now),
-            ).values(holder=holder, until_us=until)).rowcount
-            if taken:
+            row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+            if row is None:
+                conn.execute(leases.insert().values(name=name, holder=holder, until_us=until))
                 return True
-            if conn.execute(sa.select(leases.c.name).where(leases.c.name == name)).first():
+            if row.holder != holder and row.until_us >= now and not _gone(row.holder):
                 return False
-            conn.execute(leases.insert().values(name=name, holder=holder, until_us=until))
+            conn.execute(leases.update().where(leases.c.name == name)
+                         .values(holder=holder, until_us=until))
             return True
     except sa.exc.IntegrityError:  # another process inserted it first
         return False
+
+
+def _gone(holder: str) -> bool:
+    """Whether `holder` ("host:pid") was a process of this host that has ended."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, under another user
+        return False
+    return False
 
 
 def release(engine: Engine, name: str, holder: str) -> None:

@@ -168,9 +168,28 @@ def _credentials(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _delivery_holder(conn: Connection) -> None:
+    """deliveries.lease_holder: who sends a delivery, so a clean shutdown hands it back."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    if "lease_holder" not in columns:
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN lease_holder VARCHAR(200)"))
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
-              _one_owner_per_id, _credentials)
+              _one_owner_per_id, _credentials,
+              _delivery_holder)
+
+
+# pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).
+_UPGRADE_LOCK = 0x1F05A4E
+
+
+def take_turns(conn: Connection) -> None:
+    """Hosts preparing one database at once (schema, installation facts) take turns for
+    the rest of the transaction; SQLite's BEGIN IMMEDIATE already serialises them."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK})
 
 
 def current_version(engine: Engine) -> int:
@@ -183,6 +202,7 @@ def current_version(engine: Engine) -> int:
 def upgrade(engine: Engine) -> tuple[int, int]:
     """Run the migrations not yet applied; returns (version before, version after)."""
     with write(engine) as conn:
+        take_turns(conn)
         schema_info.create(conn, checkfirst=True)
         before = conn.execute(sa.select(schema_info.c.version)).scalar()
         if before is None:

@@ -276,6 +276,7 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("next_attempt_us", sa.BigInteger, nullable=False),
     sa.Column("lease_until_us", sa.BigInteger, nullable=False, default=0),
+    sa.Column("lease_holder", sa.String(200)),  # host:pid sending it, while leased
     sa.Column("last_error", sa.String(1000)),
     sa.Column("last_status", sa.Integer),
     sa.Column("created_us", sa.BigInteger, nullable=False),

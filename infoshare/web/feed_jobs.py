@@ -17,7 +17,7 @@ from infoshare.settings import FeedSpec
 from infoshare.store import leases
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 900  # as run_feed takes it
+LEASE_SECONDS = runner.LEASE_SECONDS  # as run_feed takes it (its heartbeat renews it)
 _running: set[str] = set()
 _lock = threading.Lock()
 

@@ -1,0 +1,238 @@
+"""Faults injected on loopback: slow and hanging webhook receivers with several workers,
+killed feed runs, bad settings. Each test is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from .live import BIN, LiveServer, cli, service_env
+from .receiver import Receiver
+
+SECRET = "a-webhook-secret-of-some-length"
+
+
+def slow_receiver(seconds: float) -> Receiver:
+    receiver = Receiver()
+    original = receiver._app
+
+    def app(environ, start_response):
+        time.sleep(seconds)
+        return original(environ, start_response)
+    receiver.server.app = app
+    return receiver
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    env = service_env(tmp_path_factory.mktemp("reliability"),
+                      INFOSHARE_WEBHOOKS_ALLOW_HTTP_HOSTS="127.0.0.1",
+                      INFOSHARE_WEBHOOKS_TIMEOUT_SECONDS="3.0",
+                      INFOSHARE_WEBHOOKS_RETRY_BASE_SECONDS="30")
+    server = LiveServer(env, workers=3)
+    server.keys = {
+        "analyst": server.add_principal("analyst", "--org", "Ops", "--tier", "trusted",
+                                        "--all-sectors", "--role", "publisher")["api_key"],
+        "water": server.add_principal("water", "--org", "Water Co", "--tier", "member",
+                                      "--sector", "water")["api_key"],
+    }
+    yield server
+    server.stop()
+
+
+def api(hub, who: str, method: str, path: str, **kwargs) -> requests.Response:
+    return requests.request(method, f"{hub.base}/api/v1/{path}", timeout=30, headers={
+        "Authorization": f"Bearer {hub.keys[who]}"}, **kwargs)
+
+
+def subscribe(hub, name: str, url: str) -> dict:
+    response = api(hub, "water", "POST", "subscriptions", json={
+        "name": name, "sectors": ["water"], "webhook_url": url, "webhook_secret": SECRET})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def publish(hub, n: int) -> None:
+    response = api(hub, "analyst", "POST", "bulletins", json={
+        "title": f"Reliability {n} {time.monotonic()}", "kind": "cyber", "tlp": "green",
+        "sectors": ["water"], "indicators": [{"value": f"198.51.100.{n % 250}"}]})
+    assert response.status_code == 201, response.text
+
+
+def test_each_delivery_arrives_once_with_a_slow_receiver_and_three_workers(hub):
+    """16 deliveries of 2.5 s each outlast a lease of 2 x 3 s + 30 s: claimed as a batch,
+    the late ones were sent twice."""
+    receiver = slow_receiver(2.5)
+    sub = subscribe(hub, "slow", receiver.url)
+    try:
+        for n in range(16):
+            publish(hub, n)
+        receiver.wait_for(lambda r: len(r.accepted()) >= 16, timeout=120)
+        time.sleep(3)  # anything sent twice would have arrived by now
+        ids = collections.Counter(r.delivery_id for r in receiver.requests)
+        assert len(ids) == 16 and set(ids.values()) == {1}, ids
+        listed = [json.loads(line) for line in cli(
+            hub.env, "deliveries", "list", "--state", "delivered", "--limit", "200"
+        ).stdout.splitlines()]
+        attempts = [row["attempts"] for row in listed if row["id"] in ids]
+        assert len(attempts) == 16 and set(attempts) == {1}, attempts  # counted truthfully
+    finally:
+        receiver.stop()
+        api(hub, "water", "DELETE", f"subscriptions/{sub['id']}", json={})
+
+
+def test_a_hanging_receiver_delays_only_its_own_subscription(hub):
+    hanging = slow_receiver(30)  # longer than the sender's 3 s timeout
+    healthy = Receiver()
+    stuck = subscribe(hub, "hanging", hanging.url)
+    fine = subscribe(hub, "healthy", healthy.url)
+    try:
+        lags = []
+        for n in range(8):
+            started = time.monotonic()
+            publish(hub, 100 + n)
+            healthy.wait_for(lambda r, k=n: len(r.accepted()) > k, timeout=30)
+            lags.append(time.monotonic() - started)
+        lags.sort()
+        assert lags[len(lags) // 2] < 1.5 and lags[-1] < 5, lags
+    finally:
+        for receiver in (hanging, healthy):
+            receiver.stop()
+        for sub in (stuck, fine):
+            api(hub, "water", "DELETE", f"subscriptions/{sub['id']}", json={})
+
+
+def test_a_feed_run_killed_mid_way_is_not_blocked_for_long(tmp_path):
+    """SIGKILL a process that holds a feed's lease: another run may start within a
+    minute, not after 15."""
+    env = service_env(tmp_path / "data")
+    config = tmp_path / "feeds.toml"
+    slow = tmp_path / "slow.json"
+    slow.write_text("[]")
+    config.write_text(f'[[feeds]]\nname = "local"\nkind = "stix"\nurl = "{slow}"\n'
+                      'interval = 3600\n')
+    env["INFOSHARE_CONFIG"] = str(config)
+    cli(env, "init")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import os, time\n"
+        "from infoshare.settings import load_settings\n"
+        "from infoshare.store.engine import connect_engine\n"
+        "from feeds import runner\n"
+        "s = load_settings()\n"
+        "e = connect_engine(s.database_url)\n"
+        "lease = runner.hold_lease(e, 'feed:local')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(300)\n")], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = cli(env, "feeds", "run", "local", check=False)
+        assert busy.returncode != 0 and "another process" in busy.stderr
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        deadline = time.monotonic() + 75
+        while time.monotonic() < deadline:
+            result = cli(env, "feeds", "run", "local", check=False)
+            if result.returncode == 0:
+                break
+            time.sleep(5)
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() < deadline
+    finally:
+        holder.kill()
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("INFOSHARE_WEBHOOKS_TIMEOUT_SECONDS", "nan"),
+    ("INFOSHARE_WEBHOOKS_TIMEOUT_SECONDS", "inf"),
+    ("INFOSHARE_WEBHOOKS_RETRY_BASE_SECONDS", "nan"),
+    ("INFOSHARE_WEBHOOKS_RETRY_BASE_SECONDS", "1e309"),
+    ("INFOSHARE_SERVER_HEADER_TIMEOUT", "inf"),
+])
+def test_non_finite_settings_are_refused(tmp_path, variable, value):
+    env = service_env(tmp_path / "data", **{variable: value})
+    result = subprocess.run([str(BIN / "infoshare"), "db", "upgrade"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    dotted = variable.removeprefix("INFOSHARE_").lower().replace("_", ".", 1)
+    assert dotted in result.stderr and "Traceback" not in result.stderr
+
+
+# --- the database: outages, concurrent first start, durable commits -----------------------
+
+@pytest.fixture(scope="module")
+def own_postgres():
+    """A PostgreSQL server of this module's own, so stopping it harms no other test."""
+    from .pg import PostgresServer, Unavailable
+
+    try:
+        server = PostgresServer()
+    except Unavailable as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield server
+    server.stop()
+
+
+def test_a_stopped_database_is_503_with_retry_after_and_recovers(own_postgres, tmp_path):
+    env = service_env(tmp_path / "data", own_postgres.new_database())
+    live = LiveServer(env, workers=1)
+    try:
+        key = live.add_principal("reader", "--org", "Ops", "--tier", "partner", "--sector",
+                                 "water")["api_key"]
+        headers = {"Authorization": f"Bearer {key}",
+                   "Accept": "application/taxii+json;version=2.1"}
+        page = f"{live.api_root}collections/5d4d1a3c-6b0e-4d55-9a44-0c5f2d8e7a01/objects/"
+        assert requests.get(page, headers=headers, timeout=30).status_code == 200
+        own_postgres.halt()
+        try:
+            for url, extra in ((page, headers), (f"{live.base}/api/v1/bulletins",
+                                                 {"Authorization": f"Bearer {key}"}),
+                               (f"{live.base}/healthz", {})):
+                response = requests.get(url, headers=extra, timeout=30)
+                assert response.status_code == 503, (url, response.status_code, response.text)
+                if "healthz" not in url:
+                    assert int(response.headers["Retry-After"]) > 0
+        finally:
+            own_postgres.resume()
+        deadline = time.monotonic() + 30
+        while requests.get(page, headers=headers, timeout=30).status_code != 200:
+            assert time.monotonic() < deadline, "no recovery without a restart"
+            time.sleep(0.5)
+        assert "Traceback" not in live.read_log()
+    finally:
+        live.stop()
+
+
+def test_two_hosts_starting_at_once_on_a_fresh_database(own_postgres, tmp_path):
+    url = own_postgres.new_database()
+    first = service_env(tmp_path / "a", url)
+    second = service_env(tmp_path / "b", url)
+    (tmp_path / "b").mkdir()
+    cli(first, "db", "upgrade")  # made the namespace file: the second host gets a copy
+    # Fresh again: a new database, both hosts holding the same namespace file.
+    url = own_postgres.new_database()
+    first["INFOSHARE_DATABASE_URL"] = second["INFOSHARE_DATABASE_URL"] = url
+    (tmp_path / "b" / "namespace").write_text((tmp_path / "a" / "namespace").read_text())
+    runs = [subprocess.Popen([str(BIN / "infoshare"), "init"], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for env in (first, second)]
+    results = [(run.wait(120), run.stderr.read()) for run in runs]
+    assert all(code == 0 for code, _ in results), results
+
+
+def test_sqlite_commits_are_synced_before_they_are_acknowledged(tmp_path):
+    from infoshare.store.engine import connect_engine
+
+    engine = connect_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
