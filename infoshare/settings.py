@@ -189,9 +189,42 @@ def _merge(base: dict, upper: Mapping, sources: dict, source: str, prefix: str =
             raise ConfigError(dotted, "unknown setting", source)
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
             _merge(base[key], value, sources, source, dotted + ".")
+        elif dotted in ARRAY_TABLES and isinstance(value, list):
+            base[key] = _merge_entries(list(base.get(key) or []), value, dotted, source)
+            sources[dotted] = source
         else:
             base[key] = value
             sources[dotted] = source
+
+
+# An overlay's [[collections]] and [[feeds]] are merged entry by entry, by this key: an
+# entry with a known id (name) replaces that one, a new one is added, and one that says
+# `remove = true` removes it. Every other entry of the layer below stays.
+ENTRY_KEYS = {"collections": "id", "feeds": "name"}
+
+
+def _merge_entries(base: list, upper: list, dotted: str, source: str) -> list:
+    key = ENTRY_KEYS[dotted]
+    merged = list(base)
+    for index, entry in enumerate(upper):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{dotted}[{index}]", "expected a table", source)
+        entry = dict(entry)
+        remove = entry.pop("remove", False)
+        if not isinstance(remove, bool):
+            raise ConfigError(f"{dotted}[{index}].remove", "expected true or false", source)
+        at = next((i for i, e in enumerate(merged) if isinstance(e, Mapping)
+                   and key in entry and e.get(key) == entry[key]), None)
+        if remove:
+            if at is None:
+                raise ConfigError(f"{dotted}[{index}]", f"remove = true, but no entry has "
+                                  f"{key} = {entry.get(key)!r}", source)
+            del merged[at]
+        elif at is not None:
+            merged[at] = entry
+        else:
+            merged.append(entry)
+    return merged
 
 
 def _apply_environment(raw: dict, environ: Mapping[str, str], sources: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -295,6 +296,40 @@ def test_collection_bad_id_names_the_entry(tmp_path):
         title = "X"
         kind = "all"
     """)
-    message = config_error(env)
-    assert "collections[0].id" in message
+    message = config_error(env)  # the entry's place in the merged list (the built-ins first)
+    assert re.search(r"collections\[\d+\]\.id", message), message
     assert "UUID" in message
+
+
+def test_overlay_collections_merge_by_id(tmp_path):
+    env = overlay(tmp_path, """
+        [[collections]]
+        id = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+        alias = "inbox"
+        title = "Inbox"
+        kind = "submitted"
+        write_roles = ["admin"]
+
+        [[collections]]
+        id = "0b7f4d6e-2a39-4c1b-8f0e-9d3c7b5a6e02"
+        remove = true
+
+        [[collections]]
+        id = "a9c3e1f2-7d48-4b6a-b0c5-3e2f1d9a8b03"
+        alias = "vulns"
+        title = "Vulnerabilities, renamed"
+        kind = "types"
+        types = ["vulnerability"]
+    """)
+    aliases = [c.alias for c in load_settings(environ=env).collections]
+    assert {"all-hazards", "submissions", "inbox", "vulns"} <= set(aliases)
+    assert "indicators" not in aliases and "vulnerabilities" not in aliases
+
+
+def test_overlay_removing_an_unknown_collection_is_named(tmp_path):
+    env = overlay(tmp_path, """
+        [[collections]]
+        id = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+        remove = true
+    """)
+    assert "collections[0]" in config_error(env)
