@@ -89,10 +89,6 @@ def init() -> None:
     """Prepare the data directory; on first run create an admin and a demo reader."""
     svc = _svc()
     _prepare(svc.settings)
-    with read(svc.engine) as conn:
-        if principal_store.count(conn) > 0:
-            click.echo("infoshare: data directory ready (principals exist already).")
-            return
     accounts = [
         dict(name="admin", org="infoshare operators", tier=svc.settings.tiers.names()[-1],
              all_sectors=True, roles=("admin", "publisher", "reader"),
@@ -100,15 +96,22 @@ def init() -> None:
         dict(name="demo-reader", org="Demo Water Utility", tier="partner",
              sector_codes=("water", "energy"), roles=("reader",)),
     ]
-    click.echo("infoshare: first run. These credentials are shown once; keep them:")
+    created = []
     with write(svc.engine) as conn:
+        migrate.take_turns(conn)  # two hosts initialising at once: one makes the accounts
+        if principal_store.count(conn) > 0:
+            click.echo("infoshare: data directory ready (principals exist already).")
+            return
         for account in accounts:
             password = new_password()
             _, key = principal_store.add(conn, svc.settings.tiers, password=password,
                                          log2_n=svc.settings.auth.scrypt_log2_n,
                                          known_compartments=svc.settings.compartments,
                                          **account)
-            click.echo(f"  {account['name']:<12} password {password}   api key {key}")
+            created.append((account["name"], password, key))
+    click.echo("infoshare: first run. These credentials are shown once; keep them:")
+    for name, password, key in created:
+        click.echo(f"  {name:<12} password {password}   api key {key}")
 
 
 @main.group()

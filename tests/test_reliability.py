@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import requests
@@ -19,6 +20,7 @@ from .live import BIN, LiveServer, cli, service_env
 from .receiver import Receiver
 
 SECRET = "a-webhook-secret-of-some-length"
+TAXII = "application/taxii+json;version=2.1"
 
 
 def slow_receiver(seconds: float) -> Receiver:
@@ -236,3 +238,94 @@ def test_sqlite_commits_are_synced_before_they_are_acknowledged(tmp_path):
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_acknowledged_writes_survive_an_aborted_file_system(tmp_path):
+    """The data directory on a loop-mounted ext4; partners POST while the file system is
+    aborted under them (as on an I/O error). After recovery every object the service
+    acknowledged is in the store."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a loop file system needs root")
+    image, mount = tmp_path / "fs.img", tmp_path / "mnt"
+    mount.mkdir()
+    subprocess.run(["truncate", "-s", "96M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", str(image)], check=True)
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mount)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a loop file system here: {mounted.stderr.strip()}")
+    acknowledged: list[str] = []
+    after_abort: collections.Counter = collections.Counter()
+    try:
+        live = LiveServer(service_env(mount / "data"), workers=1)
+        key = live.add_principal("partner", "--org", "P", "--tier", "partner", "--sector",
+                                 "water")["api_key"]
+        url = f"{live.api_root}collections/f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a04/objects/"
+        headers = {"Authorization": f"Bearer {key}", "Accept": TAXII, "Content-Type": TAXII}
+        for n in range(300):
+            if n == 120:
+                subprocess.run(["mount", "-o", "remount,abort", str(mount)], check=True)
+            object_id = f"indicator--{uuid.uuid4()}"
+            body = {"objects": [{"type": "indicator", "spec_version": "2.1", "id": object_id,
+                                 "created": "2025-01-01T00:00:00.000Z",
+                                 "modified": "2025-01-01T00:00:00.000Z",
+                                 "pattern": f"[ipv4-addr:value = '10.0.{n // 250}.{n % 250}']",
+                                 "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z"}]}
+            try:
+                response = requests.post(url, data=json.dumps(body), headers=headers,
+                                         timeout=30)
+            except requests.RequestException:
+                continue
+            if n >= 120:
+                after_abort[response.status_code] += 1
+            if response.status_code == 202 and response.json()["success_count"] == 1:
+                acknowledged.append(object_id)
+        health = requests.get(f"{live.base}/healthz", timeout=30).status_code
+        live.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    assert len(acknowledged) >= 120
+    # A read-only store is an outage, said as such: 503, never 500; /healthz sees it.
+    assert set(after_abort) <= {202, 503} and after_abort[503] > 0, after_abort
+    assert health == 503
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+    try:
+        import sqlite3
+
+        conn = sqlite3.connect(mount / "data" / "infoshare.db")
+        try:
+            stored = {row[0] for row in conn.execute("SELECT id FROM objects")}
+        finally:
+            conn.close()
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)  # if still busy
+    lost = [i for i in acknowledged if i not in stored]
+    assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged objects were lost"
+
+
+def test_a_clean_restart_neither_pauses_nor_repeats_deliveries(tmp_path):
+    env = service_env(tmp_path / "data", INFOSHARE_WEBHOOKS_ALLOW_HTTP_HOSTS="127.0.0.1",
+                      INFOSHARE_WEBHOOKS_TIMEOUT_SECONDS="5.0")
+    receiver = slow_receiver(1.5)
+    live = LiveServer(env, workers=1)
+    try:
+        live.keys = {
+            "analyst": live.add_principal("analyst", "--org", "Ops", "--tier", "trusted",
+                                          "--all-sectors", "--role", "publisher")["api_key"],
+            "water": live.add_principal("water", "--org", "Water Co", "--tier", "member",
+                                        "--sector", "water")["api_key"]}
+        subscribe(live, "restart", receiver.url)
+        for n in range(4):
+            publish(live, 200 + n)
+        receiver.wait_for(lambda r: len(r.requests) >= 1, timeout=30)
+        live.stop()  # SIGTERM while a delivery is in flight and three wait
+        started = time.monotonic()
+        live = LiveServer(env, workers=1)
+        receiver.wait_for(lambda r: len(r.accepted()) >= 4, timeout=40)
+        assert time.monotonic() - started < 20  # not a lease's 40 s wait
+        ids = collections.Counter(r.delivery_id for r in receiver.requests)
+        assert len(ids) == 4 and set(ids.values()) == {1}, ids
+    finally:
+        live.stop()
+        receiver.stop()
