@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 import requests
+from taxii2client.common import TokenAuth
 from taxii2client.v21 import Collection, Server, as_pages
 
 from infoshare.tiers import TLP2_MARKING_IDS
@@ -179,6 +180,39 @@ def test_next_cursor_is_bound_to_query_and_principal(live):
         assert response.headers["Content-Type"] == TAXII
     other = http(live, "GET", f"collections/{ALL}/objects/?limit=2&next={token}", "member")
     assert other.status_code == 400
+
+
+def test_next_alone_continues_the_bound_query_as_opencti_pages(live):
+    """OpenCTI's taxii2 connector sends added_after and match[type] on the first request
+    only, then `next` alone: every matching object comes once, nothing else, through
+    taxii2-client (the library the connector uses), in Token mode as OpenCTI offers it."""
+    marker = indicator("203.0.113.250")
+    post(live, [marker], "admin")
+    after = http(live, "GET", f"collections/{ALL}/manifest/", params={
+        "match[id]": marker["id"]}).json()["objects"][0]["date_added"]
+    posted = [indicator(f"203.0.113.{i}") for i in range(9)]
+    post(live, posted, "admin")
+    decoy = {"type": "note", "spec_version": "2.1", "id": f"note--{uuid.uuid4()}",
+             "created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z",
+             "content": "not an indicator", "object_refs": [posted[0]["id"]]}
+    post(live, [decoy], "admin")
+    expected = {m["id"] for m in http(live, "GET", f"collections/{ALL}/manifest/", params={
+        "added_after": after, "match[type]": "indicator", "limit": 50}).json()["objects"]}
+    assert {o["id"] for o in posted} <= expected
+    collection = Collection(f"{live.api_root}collections/{ALL}/",
+                            auth=TokenAuth(live.keys["admin"]))
+    envelope = collection.get_objects(added_after=after, type="indicator", limit=2)
+    seen = [o["id"] for o in envelope["objects"]]
+    while envelope.get("more"):
+        envelope = collection.get_objects(next=envelope["next"], limit=2)  # filters dropped
+        seen += [o["id"] for o in envelope.get("objects", [])]
+    assert len(seen) == len(set(seen)) and set(seen) == expected
+    # A filter that differs from the bound one is still refused.
+    first = http(live, "GET", f"collections/{ALL}/objects/", params={
+        "added_after": after, "match[type]": "indicator", "limit": 2}).json()
+    changed = http(live, "GET", f"collections/{ALL}/objects/", params={
+        "next": first["next"], "match[type]": "note"})
+    assert changed.status_code == 400 and "match[type]" in changed.json()["description"]
 
 
 def test_walking_pages_with_next_covers_the_collection_exactly(live):

@@ -1,10 +1,13 @@
-"""Stateless, tamper-proof `next` cursors.
+"""Stateless, tamper-proof `next` cursors that carry their query.
 
-A cursor is the keyset position (the last date_added served) plus an HMAC over that
-position, the principal and a fingerprint of the query. Any worker holding the secret can
-serve the next page; a cursor altered, replayed by another principal, or reused with other
-filters fails the MAC and is refused. The position itself is not secret: it is a time the
-client already received in X-TAXII-Date-Added-Last.
+A cursor holds the keyset position (the last date_added served) and the filters of the
+query it continues, under an HMAC over those, the principal and the endpoint. Any worker
+holding the secret can serve the next page. A client may send `next` alone (OpenCTI's
+connector drops its filters after the first page): the query continues with the filters
+bound in the cursor. A filter sent with `next` must equal the bound one, and a cursor
+altered or replayed by another principal fails the MAC: both are refused. Nothing in a
+cursor is secret: the position is a time the client already received in
+X-TAXII-Date-Added-Last, and the filters are its own.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import zlib
 from collections.abc import Iterable
 
 
@@ -21,31 +25,45 @@ class CursorError(ValueError):
 
 
 def fingerprint(parts: Iterable[tuple[str, object]]) -> str:
-    """A stable digest of the query a cursor belongs to (filters, not the page size)."""
+    """A stable digest of what a cursor is bound to (the endpoint; not the page size)."""
     canonical = json.dumps(sorted((k, repr(v)) for k, v in parts), separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _mac(secret: bytes, principal_id: str, query: str, position: int) -> bytes:
-    message = f"{principal_id}\n{query}\n{position}".encode()
+def _mac(secret: bytes, principal_id: str, scope: str, payload: bytes) -> bytes:
+    message = f"{principal_id}\n{scope}\n".encode() + payload
     return hmac.new(secret, message, hashlib.sha256).digest()[:18]
 
 
-def encode(secret: bytes, principal_id: str, query: str, position: int) -> str:
-    mac = base64.urlsafe_b64encode(_mac(secret, principal_id, query, position)).decode()
-    return f"{position:x}.{mac}"
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def decode(secret: bytes, principal_id: str, query: str, token: str) -> int:
-    position_hex, sep, mac_text = token.partition(".")
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode(secret: bytes, principal_id: str, scope: str, position: int,
+           bound: dict) -> str:
+    payload = zlib.compress(json.dumps([position, bound], separators=(",", ":")).encode())
+    return f"{_b64(payload)}.{_b64(_mac(secret, principal_id, scope, payload))}"
+
+
+def decode(secret: bytes, principal_id: str, scope: str, token: str) -> tuple[int, dict]:
+    """(position, bound filters) of a cursor this server issued for this principal and
+    endpoint; CursorError otherwise."""
+    payload_text, sep, mac_text = token.partition(".")
     try:
-        position = int(position_hex, 16)
-        mac = base64.urlsafe_b64decode(mac_text.encode())
+        payload, mac = _unb64(payload_text), _unb64(mac_text)
     except (ValueError, TypeError):
         raise CursorError("next is not a cursor this server issued") from None
-    if not sep or position < 0 or position_hex != f"{position:x}":
+    if not sep or not hmac.compare_digest(mac, _mac(secret, principal_id, scope, payload)):
+        raise CursorError("next does not belong to this endpoint and principal; "
+                          "start again without next")
+    try:
+        position, bound = json.loads(zlib.decompress(payload, bufsize=65536))
+    except (ValueError, zlib.error, TypeError):
+        raise CursorError("next is not a cursor this server issued") from None
+    if not isinstance(position, int) or not isinstance(bound, dict):
         raise CursorError("next is not a cursor this server issued")
-    if not hmac.compare_digest(mac, _mac(secret, principal_id, query, position)):
-        raise CursorError("next does not belong to this query and principal; "
-                          "start again without next, keeping the same filters")
-    return position
+    return position, bound

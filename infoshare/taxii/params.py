@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import timestamps
 from ..store.objects import Filters
@@ -19,16 +19,36 @@ _TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,249}\Z")
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*--[0-9a-fA-F-]{36}\Z")
 
 
+# The filters a cursor binds, by the name the client sends them under.
+BOUND = {"added_after": "added_after", "match[id]": "ids", "match[type]": "types",
+         "match[version]": "versions", "match[spec_version]": "spec_versions"}
+
+
 @dataclass(frozen=True)
 class Query:
     filters: Filters
     limit: int
     next: str | None
+    sent: frozenset[str] = frozenset()  # the filter parameters the client gave
 
-    def fingerprint_parts(self, *scope: str) -> list[tuple[str, object]]:
-        f = self.filters
-        return [("scope", scope), ("added_after", f.added_after), ("ids", f.ids),
-                ("types", f.types), ("versions", f.versions), ("spec", f.spec_versions)]
+    def bound(self) -> dict:
+        """The filters a cursor for this query carries."""
+        return {field: list(v) if isinstance(v := getattr(self.filters, field), tuple) else v
+                for field in BOUND.values()}
+
+    def continued(self, bound: dict) -> Query:
+        """This query continued from a cursor: the filters it did not send are the bound
+        ones; one it sent must equal the bound one (else 400)."""
+        values = {}
+        for name, field in BOUND.items():
+            mine = getattr(self.filters, field)
+            theirs = bound.get(field)
+            theirs = tuple(theirs) if isinstance(theirs, list) else theirs
+            if name in self.sent and mine != theirs:
+                raise bad_request(f"{name} differs from the query this next continues; "
+                                  "send next alone, or the same filters")
+            values[field] = theirs
+        return Query(replace(self.filters, **values), self.limit, self.next, self.sent)
 
 
 def parse(args, max_page: int, allowed_match: tuple[str, ...] = ALL_MATCH,
@@ -50,7 +70,9 @@ def parse(args, max_page: int, allowed_match: tuple[str, ...] = ALL_MATCH,
         versions=_versions(single.get("match[version]"), default_versions),
         spec_versions=_list(single, "spec_version", re.compile(r"^\d\.\d\Z"), "like 2.1"),
     )
-    return Query(filters, _limit(single.get("limit"), max_page), single.get("next") or None)
+    sent = frozenset(name for name in BOUND if name in single)
+    return Query(filters, _limit(single.get("limit"), max_page), single.get("next") or None,
+                 sent)
 
 
 def _singles(args) -> dict[str, str]:

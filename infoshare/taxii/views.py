@@ -123,21 +123,23 @@ def collection(api_root: str, collection_id: str) -> Response:
 
 
 def _paged(spec: CollectionSpec, query: params.Query, scope: tuple[str, ...], fetch):
-    """Run one keyset page: (rows, more, next token), with the cursor checked and issued.
+    """Run one keyset page: (rows, more, next token, floor).
 
-    `fetch(conn, after)` answers (rows, more)."""
+    With `next`, the query continues with the filters bound in the cursor (see
+    cursors.py). `fetch(conn, query, after)` answers (rows, more)."""
     svc = _svc()
-    fingerprint = cursors.fingerprint(query.fingerprint_parts(spec.id, *scope))
+    bound_to = cursors.fingerprint([("scope", (spec.id, *scope))])
     after = None
     if query.next:
         try:
-            after = cursors.decode(svc.secret, g.principal.id, fingerprint, query.next)
+            after, bound = cursors.decode(svc.secret, g.principal.id, bound_to, query.next)
         except cursors.CursorError as exc:
             raise bad_request(str(exc)) from None
+        query = query.continued(bound)
     with read(svc.engine) as conn:
-        rows, more = fetch(conn, after)
-    token = (cursors.encode(svc.secret, g.principal.id, fingerprint, rows[-1].date_added)
-             if more else None)
+        rows, more = fetch(conn, query, after)
+    token = (cursors.encode(svc.secret, g.principal.id, bound_to, rows[-1].date_added,
+                            query.bound()) if more else None)
     floor = max((x for x in (after, query.filters.added_after) if x is not None), default=None)
     return rows, more, token, floor
 
@@ -147,10 +149,10 @@ def _counted(rows: list, limit: int) -> tuple[list, bool]:
     return rows[:limit], len(rows) > limit
 
 
-def _objects(spec: CollectionSpec, query: params.Query):
+def _objects(spec: CollectionSpec):
     """The fetch of an objects page: capped by `limit` and by taxii.max_page_bytes."""
     max_bytes = _svc().settings.taxii.max_page_bytes
-    return lambda conn, after: object_store.page_bytes(
+    return lambda conn, query, after: object_store.page_bytes(
         conn, g.principal, spec, query.filters, after, query.limit, max_bytes)
 
 
@@ -166,7 +168,7 @@ def get_objects(api_root: str, collection_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = params.parse(request.args, _svc().settings.taxii.max_page_size,
                          max_values=_svc().settings.taxii.max_match_values)
-    rows, more, token, floor = _paged(spec, query, ("objects",), _objects(spec, query))
+    rows, more, token, floor = _paged(spec, query, ("objects",), _objects(spec))
     return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
 
 
@@ -176,9 +178,9 @@ def get_manifest(api_root: str, collection_id: str) -> Response:
     query = params.parse(request.args, _svc().settings.taxii.max_page_size,
                          max_values=_svc().settings.taxii.max_match_values)
     columns = (objects_table.c.id, objects_table.c.version)
-    rows, more, token, floor = _paged(spec, query, ("manifest",), lambda conn, after: _counted(
-        object_store.page(conn, g.principal, spec, query.filters, after, query.limit, columns),
-        query.limit))
+    rows, more, token, floor = _paged(spec, query, ("manifest",), lambda conn, q, after: (
+        _counted(object_store.page(conn, g.principal, spec, q.filters, after, q.limit, columns),
+                 q.limit)))
     return _respond(responses.manifest(rows, more, token), rows, floor)
 
 
@@ -189,7 +191,7 @@ def _object_query(object_id: str, allowed: tuple[str, ...], default_versions) ->
     filters = object_store.Filters(
         added_after=query.filters.added_after, ids=(object_id,),
         versions=query.filters.versions, spec_versions=query.filters.spec_versions)
-    return params.Query(filters, query.limit, query.next)
+    return params.Query(filters, query.limit, query.next, query.sent)
 
 
 def _require_visible(spec: CollectionSpec, object_id: str) -> None:
@@ -202,8 +204,7 @@ def _require_visible(spec: CollectionSpec, object_id: str) -> None:
 def get_object(api_root: str, collection_id: str, object_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = _object_query(object_id, ("version", "spec_version"), ("last",))
-    rows, more, token, floor = _paged(spec, query, ("object", object_id),
-                                      _objects(spec, query))
+    rows, more, token, floor = _paged(spec, query, ("object", object_id), _objects(spec))
     if not rows and not query.next:
         _require_visible(spec, object_id)
     return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
@@ -213,9 +214,9 @@ def get_object(api_root: str, collection_id: str, object_id: str) -> Response:
 def get_versions(api_root: str, collection_id: str, object_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = _object_query(object_id, ("spec_version",), ("all",))
-    rows, more, token, floor = _paged(spec, query, ("versions", object_id), lambda conn, after: (
-        _counted(object_store.versions_page(conn, g.principal, spec, object_id, query.filters,
-                                            after, query.limit), query.limit)))
+    rows, more, token, floor = _paged(spec, query, ("versions", object_id), lambda conn, q, after: (
+        _counted(object_store.versions_page(conn, g.principal, spec, object_id, q.filters,
+                                            after, q.limit), q.limit)))
     if not rows and not query.next:
         _require_visible(spec, object_id)
     return _respond(responses.versions(rows, more, token), rows, floor)
