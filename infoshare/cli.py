@@ -356,38 +356,70 @@ def keys_export() -> None:
 @click.option("--jwks", "jwks_source", help="JWKS file or URL (default: the server's "
               "/.well-known/jwks.json when SOURCE is a URL).")
 @click.option("--api-key", envvar="INFOSHARE_API_KEY", help="Bearer key for a TAXII URL.")
-def verify_command(source: str, jwks_source: str | None, api_key: str | None) -> None:
-    """Check every object of a STIX bundle or TAXII envelope against a JWKS.
+@click.option("--require-signatures", is_flag=True,
+              help="Fail on third parties' unsigned objects too.")
+def verify_command(source: str, jwks_source: str | None, api_key: str | None,
+                   require_signatures: bool) -> None:
+    """Check every object of a STIX bundle, a TAXII envelope or a whole TAXII collection
+    (every page) against a JWKS.
 
-    Prints a line per object; exits 1 if any signature is missing, unknown or wrong.
+    Prints a line per object and a summary; exits 1 when an object carrying the service's
+    signature fails, or an object the service made is unsigned (with --require-signatures,
+    also when a third party's object is unsigned). Extension definitions and the OASIS TLP
+    markings are served unsigned by design and reported as standard definitions.
     """
     from urllib.parse import urlsplit
 
     from .signing import jwk
     from .signing.objects import verify_all
-    from .stix.markings import is_oasis_tlp
+    from .stix.definitions import is_unsigned_definition
 
     headers = {"Accept": "application/taxii+json;version=2.1"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    document = _read_source(source, headers)
+    objects = _all_objects(source, headers)
     if jwks_source is None:
         if not source.startswith(("http://", "https://")):
             raise click.ClickException("--jwks is needed when SOURCE is a file")
         parts = urlsplit(source)
         jwks_source = f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
     keyset = jwk.from_jwks(_read_source(jwks_source))
+    verdicts = verify_all(objects, keyset, is_unsigned_definition)
+    for verdict in verdicts:
+        detail = f"kid={verdict.kid}" if verdict.kid else verdict.message
+        click.echo(f"{'OK  ' if verdict.ok else 'FAIL'} {verdict.status:<20} {verdict.id} "
+                   f"{detail}")
+    counts = {status: sum(1 for v in verdicts if v.status == status) for status in (
+        "verified", "standard", "unsigned-third-party", "unsigned-service")}
+    failed = sum(1 for v in verdicts if not v.ok)
+    if require_signatures:
+        failed += counts["unsigned-third-party"]
+    click.echo(f"{counts['verified']} verified, {failed} failed, "
+               f"{counts['unsigned-third-party']} unsigned third-party, "
+               f"{counts['standard']} standard definitions", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _all_objects(source: str, headers: dict) -> list:
+    """The objects of a file (bundle or envelope), or of every page of a TAXII URL."""
+    from urllib.parse import quote
+
+    document = _read_source(source, headers)
     objects = document.get("objects") if isinstance(document, dict) else None
     if not isinstance(objects, list):
         raise click.ClickException("SOURCE is neither a STIX bundle nor a TAXII envelope")
-    verdicts = verify_all(objects, keyset, is_oasis_tlp)
-    for verdict in verdicts:
-        detail = f"kid={verdict.kid}" if verdict.kid else verdict.message
-        click.echo(f"{'OK  ' if verdict.ok else 'FAIL'} {verdict.status:<11} {verdict.id} "
-                   f"{detail}")
-    failed = sum(1 for v in verdicts if not v.ok)
-    click.echo(f"{len(verdicts) - failed} verified, {failed} failed", err=True)
-    sys.exit(1 if failed else 0)
+    objects = list(objects)
+    pages = 1
+    while (source.startswith(("http://", "https://")) and isinstance(document, dict)
+           and document.get("more") and document.get("next")):
+        if pages >= 100_000:
+            raise click.ClickException("the collection did not end after 100,000 pages")
+        separator = "&" if "?" in source else "?"
+        document = _read_source(f"{source}{separator}next={quote(str(document['next']))}",
+                                headers)
+        objects += list(document.get("objects") or []) if isinstance(document, dict) else []
+        pages += 1
+    return objects
 
 
 @main.group()

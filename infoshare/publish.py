@@ -419,13 +419,14 @@ def revoke_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
 
 def ensure_definitions(engine: Engine, settings: Settings, authority: Authority) -> int:
     """Store the service's own definitions if missing; returns how many were new."""
-    own, oasis = definitions.service_objects(settings.taxii.title, settings.compartments,
-                                             authority.ids)
+    own, unsigned = definitions.service_objects(settings.taxii.title, settings.compartments,
+                                                authority.ids)
     items = [_new_object(authority.signer, o, access.OPEN, everywhere=True) for o in own]
     items += [object_store.NewObject(
-        id=o["id"], type=o["type"], spec_version="2.1", version=o["created"],
-        version_us=timestamps.parse_us(o["created"]), raw=signed.serialise(o),
-        audience=access.OPEN, everywhere=True) for o in oasis]
+        id=o["id"], type=o["type"], spec_version="2.1",
+        version=o.get("modified", o["created"]),
+        version_us=timestamps.parse_us(o.get("modified", o["created"])),
+        raw=signed.serialise(o), audience=access.OPEN, everywhere=True) for o in unsigned]
     with write(engine) as conn:
         added = object_store.insert(conn, items)
     taken = [i.id for i, a in zip(items, added, strict=True) if a == object_store.FOREIGN]

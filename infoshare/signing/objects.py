@@ -80,15 +80,32 @@ def serialise(obj: Mapping) -> bytes:
 
 def verify_all(objects: list, keys: Mapping[str, Ed25519PublicKey],
                unsigned_ok: Callable[[Mapping], bool] = lambda _: False) -> list[Verdict]:
-    """A verdict per object; `unsigned_ok` names objects that carry no signature by design
-    (the OASIS TLP marking definitions, served exactly as OASIS publishes them)."""
+    """A verdict per object, for a whole collection or bundle.
+
+    - verified / bad / unknown-key: the object carries the service's signature extension;
+    - standard: unsigned by design (`unsigned_ok`: the OASIS TLP markings, the service's
+      extension definitions, on which STIX allows no extensions);
+    - unsigned-service: no signature, but made by the service (its created_by_ref is an
+      identity whose signature verified here): a failure;
+    - unsigned-third-party: no signature and not the service's: reported, and a failure
+      only when the caller requires signatures.
+    """
+    service_ids = {str(o.get("id")) for o in objects if isinstance(o, Mapping)
+                   and o.get("type") == "identity" and signature_of(o) is not None
+                   and verify(o, keys.get).ok}
     verdicts = []
     for obj in objects:
         if not isinstance(obj, Mapping):
             verdicts.append(Verdict("(not an object)", False, "bad", message="not a JSON object"))
-        elif signature_of(obj) is None and unsigned_ok(obj):
-            verdicts.append(Verdict(str(obj.get("id")), True, "standard",
-                                    message="published unsigned by its standards body"))
-        else:
+        elif signature_of(obj) is not None:
             verdicts.append(verify(obj, keys.get))
+        elif unsigned_ok(obj):
+            verdicts.append(Verdict(str(obj.get("id")), True, "standard",
+                                    message="a definition served unsigned by design"))
+        elif obj.get("created_by_ref") in service_ids:
+            verdicts.append(Verdict(str(obj.get("id")), False, "unsigned-service",
+                                    message="made by the service but not signed"))
+        else:
+            verdicts.append(Verdict(str(obj.get("id")), True, "unsigned-third-party",
+                                    message="a third party's object, not signed by the service"))
     return verdicts

@@ -28,10 +28,18 @@ def identity(name: str, ids: IdSpace) -> dict:
     }
 
 
+# Extension definitions are served unsigned: STIX 2.1 allows no `extensions` on them, so
+# the signature extension cannot ride on them (strict parsers refused them). Their content
+# is fixed and public (this module), and their first, signed versions were replaced by
+# these unsigned ones dated EXTENSIONS_UNSIGNED.
+EXTENSIONS_UNSIGNED = "2026-11-30T00:00:00.000Z"
+
+
 def _extension(ext_id: str, name: str, description: str, schema: str, ids: IdSpace) -> dict:
     return {
         "type": "extension-definition", "spec_version": "2.1", "id": ext_id,
-        "created": DEFINED, "modified": DEFINED, "created_by_ref": ids.identity_id(),
+        "created": DEFINED, "modified": EXTENSIONS_UNSIGNED,
+        "created_by_ref": ids.identity_id(),
         "name": name, "description": description, "schema": schema, "version": "1.0.0",
         "extension_types": ["property-extension"],
     }
@@ -85,11 +93,23 @@ def sector_identity(code: str, ids: IdSpace) -> dict:
 
 def service_objects(name: str, compartments: Mapping[str, str], ids: IdSpace
                     ) -> tuple[list[dict], list[dict]]:
-    """(objects the service signs, OASIS TLP markings it serves unsigned and unchanged)."""
-    own = [identity(name, ids), *extension_definitions(ids)]
+    """(objects the service signs, definitions it serves unsigned: the OASIS TLP markings
+    exactly as OASIS publishes them, and its extension definitions)."""
+    own = [identity(name, ids)]
     own += [sector_identity(code, ids) for code in sectors.CODES]
     own += [markings.compartment_marking(n, s, ids) for n, s in sorted(compartments.items())]
-    return own, [markings.tlp_marking(level) for level in tiers.TLP_LEVELS]
+    unsigned = [markings.tlp_marking(level) for level in tiers.TLP_LEVELS]
+    return own, unsigned + extension_definitions(ids)
+
+
+EXTENSION_IDS = frozenset({SIGNATURE_EXTENSION_ID, HAZARD_EXTENSION_ID, SECTOR_EXTENSION_ID})
+
+
+def is_unsigned_definition(obj: Mapping) -> bool:
+    """Served unsigned by design: an OASIS TLP marking, or one of the service's extension
+    definitions (`infoshare verify` reports these as standard definitions)."""
+    return markings.is_oasis_tlp(obj) or (obj.get("type") == "extension-definition"
+                                          and obj.get("id") in EXTENSION_IDS)
 
 
 def reserved(name: str, compartments: Mapping[str, str], ids: IdSpace) -> dict[str, dict]:
