@@ -450,3 +450,30 @@ def test_every_readable_object_is_strict_stix_and_verify_walks_every_page(svc):
     assert any(third["id"] in line and "unsigned-third-party" in line for line in lines)
     required = verify(svc, url, "--api-key", svc.keys["publisher"], "--require-signatures")
     assert required.returncode == 1 and f"{failed + unsigned} failed" in required.stderr
+
+
+def test_a_consumer_verifies_with_a_mainstream_jose_library(svc):
+    """The README's recipe, with jwcrypto: detached payload (RFC 7515 appendix F) over the
+    object's RFC 8785 form without the signature extension; alg Ed25519 (RFC 9864)."""
+    import rfc8785
+    from jwcrypto import jwk, jws
+
+    published = svc.publish(bulletin(title="For JOSE"), expect=201)
+    obj = svc.taxii(f"collections/{ALL}/objects/{published['objects'][1]}/").json()[
+        "objects"][0]
+    keys = jwk.JWKSet.from_json(requests.get(f"{svc.server.base}/.well-known/jwks.json",
+                                             timeout=10).text)
+    ext_id = "extension-definition--2f1a7a0e-6a8e-5c3b-9d7e-0c4b8f1e2a61"
+    token = obj["extensions"][ext_id]["jws"]
+    unsigned = {k: v for k, v in obj.items() if k != "extensions"}
+    others = {k: v for k, v in obj["extensions"].items() if k != ext_id}
+    if others:
+        unsigned["extensions"] = others
+    signature = jws.JWS()
+    signature.deserialize(token)
+    signature.verify(keys.get_key(signature.jose_header["kid"]),
+                     detached_payload=rfc8785.dumps(unsigned))
+    tampered = {**unsigned, "name": "changed"}
+    with pytest.raises(jws.InvalidJWSSignature):
+        signature.verify(keys.get_key(signature.jose_header["kid"]),
+                         detached_payload=rfc8785.dumps(tampered))
