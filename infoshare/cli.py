@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -23,12 +24,53 @@ from .store import audit, migrate
 from .store import principals as principal_store
 from .store.engine import read, write
 
+# Commands that may make a data directory; every other one needs an existing one.
+_MAKES_DATA_DIR = ("init", "db upgrade", "serve")
+
 
 def _create_app():
     try:
-        return create_app()
+        settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    context = click.get_current_context(silent=True)
+    command = " ".join(context.command_path.split()[1:]) if context else ""
+    if command not in _MAKES_DATA_DIR and not Path(settings.data_dir).is_dir():
+        raise click.ClickException(
+            f"no data directory at {settings.data_dir}: run `infoshare init` first, or set "
+            "INFOSHARE_DATA_DIR (or data_dir in INFOSHARE_CONFIG) to an installation's")
+    try:
+        return create_app(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+class _Commands(FlaskGroup):
+    """Flask's CLI, without Flask's own options (--app, --env-file, --debug), and with
+    an operator's mistakes (an unreachable database, a data directory that is a file, a
+    read-only file system) said in one line instead of a traceback."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.params = [p for p in self.params if p.name not in ("app", "env_file", "debug")]
+
+    def list_commands(self, ctx):  # ours only: listing them must not build the app
+        return click.Group.list_commands(self, ctx)
+
+    def get_command(self, ctx, name):
+        return click.Group.get_command(self, ctx, name)
+
+    def invoke(self, ctx):
+        import sqlalchemy as sa
+
+        try:
+            return super().invoke(ctx)
+        except sa.exc.OperationalError as exc:
+            raise click.ClickException("the database cannot be used: "
+                                       f"{str(exc.orig or exc).splitlines()[0]}") from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: "
+                                       f"{exc.filename or ''}".rstrip(": ")) from None
 
 
 def _svc():
@@ -53,7 +95,7 @@ def _ready():
     return svc
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+@click.group(cls=_Commands, create_app=_create_app, add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main() -> None:
     """infoshare: threat and hazard notices as signed STIX 2.1 over TAXII 2.1."""

@@ -340,7 +340,7 @@ class _Reader:
 
 def _build(raw: dict[str, Any], sources: Mapping[str, str]) -> Settings:
     top = _Reader(raw, sources)
-    data_dir = Path(top.str("data_dir", nonempty=True)).expanduser().resolve()
+    data_dir = _data_dir(top.str("data_dir", nonempty=True), sources.get("data_dir", ""))
     database_url = top.str("database_url") or f"sqlite:///{data_dir / 'infoshare.db'}"
     if not database_url.startswith(("sqlite", "postgresql")):
         raise top.fail("database_url", "must be a sqlite:/// or postgresql+psycopg:// URL")
@@ -375,6 +375,18 @@ def _outbound(r: _Reader) -> OutboundSettings:
                 raise r.fail("allow_hosts", f"{host!r} is not a host name, an address or a "
                              "CIDR range") from None
     return OutboundSettings(allow_hosts=hosts)
+
+
+def _data_dir(value: str, source: str) -> Path:
+    """A relative data_dir belongs to the file that set it, so the CLI finds the same
+    installation from any folder; from the environment it is relative to the current one."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path.resolve()
+    if source.startswith(ENV_PREFIX):
+        return path.resolve()
+    config = Path(source) if source and source != "overlay" else DEFAULT_CONFIG
+    return (config.resolve().parent / path).resolve()
 
 
 def _server(r: _Reader) -> ServerSettings:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import pytest
 
-from .live import cli, service_env
+from .live import BIN, cli, service_env
 
 
 def fails(result, *words: str) -> str:
@@ -119,9 +120,41 @@ def test_invalid_env_setting_fails_cleanly(env):
 
 
 def test_principals_add_before_upgrade_fails_cleanly(tmp_path):
+    (tmp_path / "data").mkdir()
     env = service_env(tmp_path / "data")
     result = cli(env, "principals", "add", "x", "--org", "X", "--tier", "public", check=False)
     fails(result, "db upgrade")
+
+
+def test_commands_need_an_installation_and_never_make_one(tmp_path):
+    env = service_env(tmp_path / "absent")
+    fails(cli(env, "principals", "list", check=False), "infoshare init", "INFOSHARE_DATA_DIR")
+    assert not (tmp_path / "absent").exists()
+    (tmp_path / "a-file").write_text("")
+    fails(cli(service_env(tmp_path / "a-file"), "init", check=False))
+    unreachable = service_env(tmp_path / "pg", "postgresql+psycopg://u@127.0.0.1:1/x")
+    fails(cli(unreachable, "db", "upgrade", check=False), "database")
+
+
+def test_a_relative_data_dir_belongs_to_the_config_file_that_set_it(tmp_path):
+    config = tmp_path / "site" / "infoshare.toml"
+    config.parent.mkdir()
+    config.write_text('data_dir = "state"\n')
+    env = {k: v for k, v in service_env(tmp_path / "unused").items()
+           if k != "INFOSHARE_DATA_DIR"}
+    env["INFOSHARE_CONFIG"] = str(config)
+    cli(env, "db", "upgrade")
+    assert (tmp_path / "site" / "state" / "infoshare.db").exists()
+    elsewhere = subprocess.run([str(BIN / "infoshare"), "principals", "list"], env=env,
+                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+
+
+def test_help_shows_the_projects_commands_only():
+    result = subprocess.run([str(BIN / "infoshare"), "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and "principals" in result.stdout
+    assert "--app" not in result.stdout and "--env-file" not in result.stdout
 
 
 def test_keys_rotate_with_a_wrong_passphrase_fails_and_changes_nothing(tmp_path):

@@ -217,13 +217,15 @@ def test_api_key_split_refuses(token):
 # --- cursors -----------------------------------------------------------------------------
 
 SECRET = b"k" * 32
-QUERY = cursors.fingerprint([("types", ("indicator",)), ("added_after", None)])
+QUERY = cursors.fingerprint([("scope", ("all", "objects"))])
+BOUND = {"added_after": None, "ids": [], "types": ["indicator"], "versions": ["last"],
+         "spec_versions": []}
 
 
 @pytest.mark.parametrize("position", [0, 1, 1706702400_123456, 2**62])
 def test_cursor_round_trip(position):
-    token = cursors.encode(SECRET, "p1", QUERY, position)
-    assert cursors.decode(SECRET, "p1", QUERY, token) == position
+    token = cursors.encode(SECRET, "p1", QUERY, position, BOUND)
+    assert cursors.decode(SECRET, "p1", QUERY, token) == (position, BOUND)
 
 
 def test_fingerprint_ignores_order_but_not_values():
@@ -237,40 +239,44 @@ def _refused(token, principal="p1", query=QUERY, secret=SECRET):
         cursors.decode(secret, principal, query, token)
 
 
-def test_cursor_tampered_position():
-    token = cursors.encode(SECRET, "p1", QUERY, 1706702400_123456)
-    position, mac = token.split(".")
-    _refused(f"{int(position, 16) + 1:x}.{mac}")
-    _refused(f"{int(position, 16) - 1:x}.{mac}")
-    _refused(f"0{position}.{mac}")
-    _refused(f"-{position}.{mac}")
+def _flip(text: str) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    raw[len(raw) // 2] ^= 1
+    return base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+
+def test_cursor_tampered_payload():
+    """Neither the position nor the bound filters can be changed."""
+    token = cursors.encode(SECRET, "p1", QUERY, 1706702400_123456, BOUND)
+    payload, mac = token.split(".")
+    _refused(f"{_flip(payload)}.{mac}")
+    forged = cursors.encode(b"other secret", "p1", QUERY, 1, {**BOUND, "types": []})
+    _refused(f"{forged.split('.')[0]}.{mac}")
 
 
 def test_cursor_tampered_mac():
-    token = cursors.encode(SECRET, "p1", QUERY, 12345)
-    position, mac = token.split(".")
-    raw = bytearray(base64.urlsafe_b64decode(mac))
-    raw[0] ^= 1
-    _refused(f"{position}.{base64.urlsafe_b64encode(bytes(raw)).decode()}")
-    _refused(f"{position}.{mac[:-4]}")
-    _refused(f"{position}.")
-    _refused(position)
-    _refused(f"{position}.!!!")
+    token = cursors.encode(SECRET, "p1", QUERY, 12345, BOUND)
+    payload, mac = token.split(".")
+    _refused(f"{payload}.{_flip(mac)}")
+    _refused(f"{payload}.{mac[:-4]}")
+    _refused(f"{payload}.")
+    _refused(payload)
+    _refused(f"{payload}.!!!")
     _refused("")
     _refused("zz.AAAA")
 
 
 def test_cursor_other_principal():
-    _refused(cursors.encode(SECRET, "p1", QUERY, 12345), principal="p2")
+    _refused(cursors.encode(SECRET, "p1", QUERY, 12345, BOUND), principal="p2")
 
 
-def test_cursor_other_fingerprint():
-    other = cursors.fingerprint([("types", ("malware",)), ("added_after", None)])
-    _refused(cursors.encode(SECRET, "p1", QUERY, 12345), query=other)
+def test_cursor_other_endpoint():
+    other = cursors.fingerprint([("scope", ("all", "manifest"))])
+    _refused(cursors.encode(SECRET, "p1", QUERY, 12345, BOUND), query=other)
 
 
 def test_cursor_other_secret():
-    _refused(cursors.encode(SECRET, "p1", QUERY, 12345), secret=b"x" * 32)
+    _refused(cursors.encode(SECRET, "p1", QUERY, 12345, BOUND), secret=b"x" * 32)
 
 
 # --- media types -------------------------------------------------------------------------
