@@ -40,12 +40,43 @@ class Services:
     keyring: KeyRing
     ids: IdSpace
     _signer: Signer | None = None
+    _checked: float = 0.0
 
     def signer(self) -> Signer:
-        """The active key, loaded on first use; a rotation is seen on the next start."""
-        if self._signer is None:
-            self._signer = self.keyring.signer()
+        """The active key. `infoshare keys rotate` records the new active kid in the
+        database; every worker of every host looks at most every ROTATION_CHECK seconds
+        and signs with it from then on (its private key must be in this host's keys)."""
+        now = time.monotonic()
+        if self._signer is None or now - self._checked > ROTATION_CHECK:
+            self._checked = now
+            wanted = self._active_kid()
+            if self._signer is None or (wanted and wanted != self._signer.kid):
+                self._signer = self._load(wanted)
         return self._signer
+
+    def _active_kid(self) -> str | None:
+        from .store.engine import read
+        from .store.schema import installation
+
+        try:
+            with read(self.engine) as conn:
+                return conn.execute(sa.select(installation.c.value).where(
+                    installation.c.name == "active_kid")).scalar()
+        except sa.exc.SQLAlchemyError:  # the database is away: keep signing as before
+            return None
+
+    def _load(self, kid: str | None) -> Signer:
+        from .signing.keys import KeyringError
+
+        if kid and kid != self.keyring.active_kid():
+            try:
+                return self.keyring.signer_for(kid)
+            except KeyringError as exc:
+                log.error("the active key %s is not usable here (%s): copy it into %s",
+                          kid, exc, self.keyring.dir)
+                if self._signer is not None:
+                    return self._signer
+        return self.keyring.signer()
 
     def authority(self) -> Authority:
         """What the service publishes with: its id space and its active key."""
@@ -121,6 +152,7 @@ def _healthz() -> tuple[dict, int]:
 
 
 RETRY_AFTER = "5"
+ROTATION_CHECK = 5.0  # seconds between looks at the active kid in the database
 
 
 def _database_unavailable(exc: sa.exc.SQLAlchemyError):

@@ -376,15 +376,37 @@ def keys_list() -> None:
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Make a new key sign from now on; old keys stay in the JWKS. Restart the service."""
+    """Make a new key sign from now on, in running services within seconds (other hosts
+    need a copy of the key); old keys stay in the JWKS."""
     from .signing.keys import KeyringError
 
     ring = _keyring()
     old = ring.active_kid()
     try:
-        click.echo(json.dumps({"retired": old, "active": ring.rotate()}))
+        new = ring.rotate()
     except KeyringError as exc:
         raise click.ClickException(f"no key was rotated: {exc}") from None
+    _announce_active_kid(new)
+    click.echo(json.dumps({"retired": old, "active": new}))
+
+
+def _announce_active_kid(kid: str) -> None:
+    """Record the active kid in the database: running workers and hosts sign with it
+    within seconds (app.Services.signer)."""
+    from .store.engine import connect_engine
+    from .store.schema import installation
+
+    engine = connect_engine(load_settings().database_url)
+    try:
+        if migrate.current_version(engine) < len(migrate.MIGRATIONS):
+            return  # no service has run on this database yet: the key file is enough
+        with write(engine) as conn:
+            done = conn.execute(installation.update().where(
+                installation.c.name == "active_kid").values(value=kid)).rowcount
+            if not done:
+                conn.execute(installation.insert().values(name="active_kid", value=kid))
+    finally:
+        engine.dispose()
 
 
 @keys.command("export-jwks")

@@ -106,6 +106,10 @@ class KeyRing:
         kid = self.ensure()
         return Signer(kid, self._load(kid), jws.protected_header(kid))
 
+    def signer_for(self, kid: str) -> Signer:
+        """A given key of this ring (the one another host made active)."""
+        return Signer(kid, self._load(kid), jws.protected_header(kid))
+
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         """Every key's public half, read without the passphrase from the .pub files."""
         keys = {}
