@@ -89,7 +89,8 @@ def _collection(ctx: Context) -> Collection:
     session = conn.session
     retry = Retry(total=int(ctx.option("retries", Fetcher.retries)), backoff_factor=0.5,
                   status_forcelist=sorted(TRANSIENT), allowed_methods={"GET"},
-                  raise_on_status=False)
+                  raise_on_status=False,
+                  respect_retry_after_header=False)  # an upstream must not stall us for hours
     session.trust_env = False  # no environment proxies: they would bypass the rule
     for scheme in ("http://", "https://"):
         session.mount(scheme, outbound.PinnedAdapter(ctx.policy, max_retries=retry))

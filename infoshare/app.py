@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import Flask, Response, request
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
+from werkzeug.exceptions import (
+    HTTPException,
+    RequestEntityTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+)
 
 from feeds import registry as feed_registry
 
@@ -129,6 +134,8 @@ def _body_checked() -> None:
         raise RequestEntityTooLarge()
     if found.get(front.TOO_SLOW):
         raise RequestTimeout()
+    if found.get(front.BUSY):
+        raise ServiceUnavailable(retry_after=5)
 
 
 def _healthz() -> tuple[dict, int]:

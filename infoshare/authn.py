@@ -6,10 +6,12 @@ in clear) for `key_cache_seconds`. A remembered credential is still checked on e
 request against what can change at once: the principal row (disabled), the key (revoked),
 and the password (changed), so none of these waits for the cache.
 
-Guessing is throttled (Guard): failures are counted per client address and per principal
-name in the database, so every worker and host sees them, and a blocked client or name is
-refused with Throttled before any hash is computed. Each worker also computes at most a
-few slow hashes at a time, so a flood of unknown credentials cannot take every core.
+Guessing is throttled (Guard): attempts are counted per client address and per principal
+name in the database, before the hash is computed (a success takes its count back), so
+every worker and host sees them and requests racing in together cannot all slip past; a
+blocked client or name is refused with Throttled before any hash is computed. Each worker
+also computes at most a few slow hashes at a time, so a flood of unknown credentials
+cannot take every core.
 """
 
 from __future__ import annotations
@@ -63,20 +65,21 @@ class Guard:
         keys = [(f"client:{client}", CLIENT_RULE)] if client else []
         return keys + ([(f"name:{name[:200]}", NAME_RULE)] if name else [])
 
-    def check(self, client: str | None, name: str | None) -> None:
-        now = timestamps.now_us()
-        with read(self.engine) as conn:
-            for key, rule in self._keys(client, name):
-                until = throttle.blocked_until(conn, key, rule.limit, rule.window_s * 10**6,
-                                               now)
-                if until is not None:
-                    raise Throttled((until - now) // 1_000_000 + 1)
-
-    def failed(self, client: str | None, name: str | None) -> None:
+    def begin(self, client: str | None, name: str | None) -> None:
+        """Count this attempt against the client and the name before any hash is
+        computed; Throttled (counting nothing) when either is blocked."""
         now = timestamps.now_us()
         with write(self.engine) as conn:
             for key, rule in self._keys(client, name):
-                throttle.failed(conn, key, rule.window_s * 10**6, now)
+                until = throttle.attempt(conn, key, rule.limit, rule.window_s * 10**6, now)
+                if until is not None:
+                    raise Throttled((until - now) // 1_000_000 + 1)
+
+    def succeeded(self, client: str | None, name: str | None) -> None:
+        """A right credential: its attempt does not count as a failure."""
+        with write(self.engine) as conn:
+            for key, _ in self._keys(client, name):
+                throttle.forgive(conn, key)
 
     def hashing(self):
         """Hold one of the worker's few slots for a slow hash, or Throttled after 5 s."""
@@ -123,12 +126,12 @@ class Authenticator:
         verified = self._cached(digest)
         if verified is None:
             name = _basic_name(credentials) if scheme.lower() == "basic" else None
-            self.guard.check(client, name)
+            self.guard.begin(client, name)
             with self.guard.hashing():
                 verified = self._verify(scheme.lower(), credentials)
             if verified is None:
-                self.guard.failed(client, name)
                 return None
+            self.guard.succeeded(client, name)
             self._remember(digest, verified)
         principal = self._load(verified)
         if principal is None:
@@ -167,12 +170,12 @@ class Authenticator:
                        ) -> int | None:
         """The pk for this name and password (the console log-in), or None; Throttled like
         any other guess. Disabled principals are refused where the principal is loaded."""
-        self.guard.check(client, name)
+        self.guard.begin(client, name)
         with self.guard.hashing():
             verified = self._verify_password(name, password)
         if verified is None:
-            self.guard.failed(client, name)
             return None
+        self.guard.succeeded(client, name)
         return verified.pk
 
     def _load(self, verified: _Verified) -> access.Principal | None:

@@ -9,8 +9,9 @@ request reaches the Flask app, on one of a fixed pool of threads (a2wsgi).
 - Headers must arrive within `server.header_timeout` seconds of the first byte (or of
   the connection), else the connection is closed: a trickle costs the attacker a socket
   and us nothing else.
-- The body is read on the loop, up to `taxii.max_content_length`, within
-  `server.body_timeout`; the app then gets it whole, so a slow body holds no thread. A
+- The body is read on the loop, up to `taxii.max_content_length` (64 KiB without
+  credentials), within `server.body_timeout`, and within a per-worker budget of bodies
+  held at once (else 503); the app then gets it whole, so a slow body holds no thread. A
   body over the limit (chunked ones too) reaches the app as a flag that becomes 413 in
   the right format (TAXII, API or console), never a read error.
 - Responses go back through the loop; a slow reader holds a buffer, not a thread, once
@@ -28,13 +29,27 @@ from uvicorn_worker import UvicornWorker
 
 TOO_LARGE = "infoshare.body_too_large"
 TOO_SLOW = "infoshare.body_too_slow"
+BUSY = "infoshare.bodies_over_budget"
+
+
+# A request without credentials (no Authorization header, no console session cookie) may
+# send this much: enough for the log-in form, not for holding memory anonymously.
+ANONYMOUS_BODY = 64 * 1024
 
 
 class BufferedWSGI:
-    """An ASGI app that reads the whole body on the event loop, then runs the WSGI app."""
+    """An ASGI app that reads the whole body on the event loop, then runs the WSGI app.
 
-    def __init__(self, wsgi_app, max_body: int, body_timeout: float, threads: int):
+    Bodies held at once are bounded per worker (`buffer_budget`, 4 x the largest body):
+    past it a request gets 503 at once instead of more memory; requests without
+    credentials may send at most ANONYMOUS_BODY.
+    """
+
+    def __init__(self, wsgi_app, max_body: int, body_timeout: float, threads: int,
+                 buffer_budget: int | None = None):
         self.max_body, self.body_timeout = max_body, body_timeout
+        self.budget = buffer_budget if buffer_budget is not None else 4 * max_body
+        self.held = 0
         self.wsgi = WSGIMiddleware(wsgi_app, workers=threads)
 
     async def __call__(self, scope: dict, receive, send) -> None:
@@ -42,17 +57,24 @@ class BufferedWSGI:
             await self.wsgi(scope, receive, send)  # lifespan and websocket: a2wsgi answers
             return
         flags: dict[str, bool] = {}
+        limit = self.max_body if _has_credentials(scope) else min(self.max_body,
+                                                                  ANONYMOUS_BODY)
+        held = [0]
         try:
-            body = await asyncio.wait_for(self._read(receive), self.body_timeout)
+            body = await asyncio.wait_for(self._read(receive, limit, held), self.body_timeout)
         except TimeoutError:
             body, flags[TOO_SLOW] = b"", True
         except _TooLarge:
             body, flags[TOO_LARGE] = b"", True
+        except _OverBudget:
+            body, flags[BUSY] = b"", True
+        finally:
+            self.held -= held[0]
         scope = {**scope, "extensions": {**(scope.get("extensions") or {}),
                                          "infoshare": flags}} if flags else scope
         await self.wsgi(scope, _replay(body), send)
 
-    async def _read(self, receive) -> bytes:
+    async def _read(self, receive, limit: int, held: list[int]) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -60,8 +82,12 @@ class BufferedWSGI:
                 return b""
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > limit:
                 raise _TooLarge
+            if self.held + len(chunk) > self.budget:
+                raise _OverBudget
+            self.held += len(chunk)
+            held[0] += len(chunk)
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
@@ -69,6 +95,17 @@ class BufferedWSGI:
 
 class _TooLarge(Exception):
     pass
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _has_credentials(scope: dict) -> bool:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization" or (name == b"cookie" and b"infoshare_session=" in value):
+            return True
+    return False
 
 
 def _replay(body: bytes):

@@ -35,7 +35,8 @@ class Refused(requests.exceptions.InvalidURL):
 
 # IPv6 ranges that carry an IPv4 address a gateway may turn into a private one.
 _TUNNELS = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16",
-                                              "2001::/32", "::/96", "::ffff:0:0/96")]
+                                              "2001::/32", "::/96", "::ffff:0:0/96",
+                                              "::ffff:0:0:0/96")]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -74,6 +75,8 @@ class Target:
 
 def public(address: Address) -> bool:
     if address.version == 6 and any(address in net for net in _TUNNELS):
+        return False
+    if address.is_reserved or getattr(address, "is_site_local", False):
         return False
     return address.is_global and not address.is_multicast
 
@@ -118,8 +121,8 @@ class PinnedAdapter(HTTPAdapter):
     def send(self, request, **kwargs):
         target = check(request.url, self.policy)
         default = 443 if target.scheme == "https" else 80
-        request.headers["Host"] = (target.host if target.port == default
-                                   else f"{target.host}:{target.port}")
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        request.headers["Host"] = host if target.port == default else f"{host}:{target.port}"
         request._infoshare_target = target  # read by get_connection_with_tls_context
         return super().send(request, **kwargs)
 

@@ -154,3 +154,32 @@ def test_guessing_is_throttled_per_name_then_per_client(server):
     # proved before stays remembered, and the victim's own address is not held.
     assert taxii_status(server, basic("leaver", PASSWORD), attacker)[0] == 429
     assert taxii_status(server, f"Bearer {victim}")[0] == 200
+
+
+def test_guesses_racing_in_together_are_counted_before_they_are_hashed(tmp_path):
+    """40 wrong passwords for one name at once, from one client: at most the name's
+    limit are hashed (each is counted before its hash), the rest are Throttled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infoshare.authn import NAME_RULE, Authenticator, Throttled
+    from infoshare.store import migrate
+    from infoshare.store.engine import connect_engine
+    from infoshare.tiers import Tiers
+
+    engine = connect_engine(f"sqlite:///{tmp_path / 'race.db'}")
+    migrate.upgrade(engine)
+    authenticator = Authenticator(engine, Tiers({"partner": "green"}), 60, log2_n=12,
+                                  hashes_at_once=4)
+
+    def guess(n: int) -> str:
+        try:
+            authenticator.check_password("victim", f"guess {n}", "127.0.0.9")
+        except Throttled:
+            return "throttled"
+        return "hashed"
+
+    with ThreadPoolExecutor(40) as pool:
+        outcomes = list(pool.map(guess, range(40)))
+    engine.dispose()
+    assert outcomes.count("hashed") <= NAME_RULE.limit, outcomes.count("hashed")
+    assert outcomes.count("throttled") >= 40 - NAME_RULE.limit

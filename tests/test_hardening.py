@@ -177,3 +177,16 @@ def test_discovery_names_the_configured_base_url_whatever_the_host_header(server
     body = response.json()
     assert body["default"] == "https://hub.example.org/taxii2/infoshare/"
     assert "attacker" not in response.text
+
+
+def test_an_anonymous_request_cannot_make_the_server_hold_a_large_body(server):
+    """Without credentials a body may be 64 KiB (the log-in form needs less): a larger one
+    is refused before it is held, so anonymous clients cannot fill a worker's memory."""
+    response = requests.post(f"{server.api_root}collections/{SUBMISSIONS}/objects/",
+                             data=b" " * 200_000, timeout=30,
+                             headers={"Accept": TAXII, "Content-Type": TAXII})
+    assert response.status_code == 413
+    small = requests.post(f"{server.api_root}collections/{SUBMISSIONS}/objects/",
+                          data=b"{}", timeout=30,
+                          headers={"Accept": TAXII, "Content-Type": TAXII})
+    assert small.status_code == 401

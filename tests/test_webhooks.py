@@ -21,7 +21,8 @@ NONE = outbound.Policy()
     "https://[::1]/h", "https://[fe80::1]/h", "https://[::ffff:10.0.0.1]/h",
     "https://[64:ff9b::a00:1]/h", "https://[2002:a00:1::]/h", "https://0.0.0.0/h",
     "https://224.0.0.1/h", "https://240.0.0.1/h", "https://100.64.0.1/h",
-    "https://[2001:0:a00:1::]/h", "https://[ff02::1]/h",
+    "https://[2001:0:a00:1::]/h", "https://[ff02::1]/h", "https://[::ffff:0:7f00:1]/h",
+    "https://[fec0::1]/h", "https://240.0.0.2/h",
     "http://93.184.216.34/h", "ftp://93.184.216.34/h", "https://user:pw@93.184.216.34/h",
     "https://8.8.8.8:abc/", "https://8.8.8.8:99999/", "https://[not-an-address/",
 ])
