@@ -22,7 +22,7 @@ from . import front
 from .api import bp as api_bp
 from .api.errors import ApiError
 from .api.errors import render as render_api
-from .authn import Authenticator
+from .authn import Authenticator, Throttled
 from .installation import id_space, load_secret
 from .publish import Authority
 from .settings import Settings, load_settings
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     for unavailable in (sa.exc.OperationalError, sa.exc.InterfaceError):
         app.register_error_handler(unavailable, _database_unavailable)
+    app.register_error_handler(Throttled, _throttled)
     return app
 
 
@@ -160,6 +161,16 @@ def _healthz() -> tuple[dict, int]:
 
 RETRY_AFTER = "5"
 ROTATION_CHECK = 5.0  # seconds between looks at the active kid in the database
+
+
+def _throttled(exc: Throttled):
+    """Too many failed authentications (authn.Guard): 429 with Retry-After, in the
+    format of the path (the console's log-in page answers it itself)."""
+    headers = {"Retry-After": str(exc.retry_after)}
+    message = "too many failed authentications; try again later"
+    if request.path.startswith("/api/"):
+        return render_api(ApiError(429, "too many requests", message, headers=headers))
+    return render(TaxiiError(429, "Too many requests", message, headers=headers))
 
 
 def _database_unavailable(exc: sa.exc.SQLAlchemyError):

@@ -117,7 +117,6 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
         ))
     if batch:
         with write(engine) as conn:
-            existing = object_store.existing_ids(conn, origin, [item.id for item in batch])
             added = object_store.insert(conn, batch, reader=submitter)
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
                           settings.tiers)
@@ -125,7 +124,7 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
             audit.record(conn, actor or (submitter.name if submitter else "service"),
                          "submit", collection.alias, stored=len(stored), ids=stored[:100])
         for index, item, date_added in zip(batch_at, batch, added, strict=True):
-            outcomes[index] = _outcome(item, date_added, item.id in existing)
+            outcomes[index] = _outcome(item, date_added, item.id in added.earlier)
     return [o for o in outcomes if o is not None]
 
 

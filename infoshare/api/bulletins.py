@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
 from .. import publish, sectors, tiers, timestamps
-from ..authn import Throttled
 from ..notices import KINDS
 from ..schemas import load_bulletin
 from ..store import notices as notice_store
@@ -26,13 +25,8 @@ def _svc():
 
 @bp.before_request
 def _authenticate() -> None:
-    try:
-        principal = _svc().authenticator.authenticate(request.headers.get("Authorization"),
-                                                      request.remote_addr)
-    except Throttled as exc:
-        raise ApiError(429, "too many requests",
-                       "too many failed authentications; try again later",
-                       headers={"Retry-After": str(exc.retry_after)}) from None
+    principal = _svc().authenticator.authenticate(request.headers.get("Authorization"),
+                                                  request.remote_addr)  # or Throttled: 429
     if principal is None:
         raise ApiError(401, "authentication required",
                        "send HTTP Basic credentials or Authorization: Bearer <api key>")

@@ -89,8 +89,15 @@ class _Lineage:
     versions: set[int]
 
 
+class Inserted(list):
+    """insert()'s answer, one entry per item; `earlier` names the ids that had stored
+    versions before the call (so a stored item there is a new version)."""
+
+    earlier: frozenset[str] = frozenset()
+
+
 def insert(conn: Connection, items: Sequence[NewObject],
-           reader: access.Principal | None = None) -> list[int | str | None]:
+           reader: access.Principal | None = None) -> Inserted:
     """Store new versions; for each item its date_added, DUPLICATE or FOREIGN.
 
     An id belongs to the origin that first stored it: only that origin adds versions, so
@@ -104,7 +111,8 @@ def insert(conn: Connection, items: Sequence[NewObject],
     """
     lock(conn)
     lineages = _lineages(conn, {item.id for item in items})
-    result: list[int | str | None] = [DUPLICATE] * len(items)
+    result = Inserted([DUPLICATE] * len(items))
+    result.earlier = frozenset(i for i, lineage in lineages.items() if lineage.versions)
     fresh_at: list[int] = []
     pending: dict[tuple[str, int | None], bytes] = {}
     for index, item in enumerate(items):
@@ -179,12 +187,6 @@ def _lineages(conn: Connection, ids: set[str]) -> dict[str, _Lineage]:
             if lineage.origin == origin:
                 lineage.versions.add(version_us)
     return found
-
-
-def existing_ids(conn: Connection, origin: str, ids: Sequence[str]) -> set[str]:
-    """The ids of `ids` that `origin` owns and has stored versions of."""
-    return {i for i, lineage in _lineages(conn, set(ids)).items()
-            if lineage.origin == origin and lineage.versions}
 
 
 def _insert_rows(conn, fresh, dates_added, lineages) -> None:

@@ -9,7 +9,6 @@ import uuid
 from flask import Blueprint, Response, current_app, g, request
 
 from .. import access, publish, strictjson, timestamps
-from ..authn import Throttled
 from ..settings import CollectionSpec
 from ..store import audit
 from ..store import objects as object_store
@@ -36,13 +35,8 @@ def _negotiate_and_authenticate() -> None:
     if not accepts_taxii(request.headers.get("Accept")):
         raise TaxiiError(406, "Not acceptable",
                          f"this server answers only {TAXII}; send it in Accept")
-    try:
-        principal = _svc().authenticator.authenticate(request.headers.get("Authorization"),
-                                                      request.remote_addr)
-    except Throttled as exc:
-        raise TaxiiError(429, "Too many requests",
-                         "too many failed authentications; try again later",
-                         headers={"Retry-After": str(exc.retry_after)}) from None
+    principal = _svc().authenticator.authenticate(request.headers.get("Authorization"),
+                                                  request.remote_addr)  # or Throttled: 429
     if principal is None:
         raise TaxiiError(401, "Authentication required",
                          "send HTTP Basic credentials or Authorization: Bearer <api key>")
