@@ -483,7 +483,21 @@ def _all_objects(source: str, headers: dict) -> list:
                                 headers)
         objects += list(document.get("objects") or []) if isinstance(document, dict) else []
         pages += 1
-    return objects
+    return _distinct(objects)
+
+
+def _distinct(objects: list) -> list:
+    """Each object once: every page carries the definitions its own objects reference, so
+    a walk over many pages meets the same definition many times. Copies that differ in
+    any byte of their JSON are all kept, and all checked."""
+    seen: set[str] = set()
+    distinct = []
+    for obj in objects:
+        key = json.dumps(obj, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(obj)
+    return distinct
 
 
 @main.group()

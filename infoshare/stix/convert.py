@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .. import sectors, tiers, timestamps
 from ..notices import IndicatorSpec, LocationSpec, Notice
-from . import definitions, markings, patterns
+from . import definitions, markings, notes, patterns
 from .ids import IdSpace
 
 
@@ -94,9 +94,18 @@ def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = 
                      threat_actor_types=["unknown"]) for name in notice.threat_actors]
     sector_refs = [ids.sector_identity_id(code) for code in _sector_codes(notice)]
     _relate(b, actors, indicators, vulnerabilities, mitigations, sector_refs)
+    facts = _hazard(notice)
+    if is_hazard(notice):
+        b.make("note", "note", "hazard", abstract=notes.abstract(notice.title, facts),
+               content=notes.content(facts), object_refs=[report["id"]])
     refs = [o["id"] for o in b.objects if o is not report] + sector_refs
-    report.update(_report_properties(notice, b.first_published, refs))
+    report.update(_report_properties(notice, b.first_published, refs, facts))
     return b.objects
+
+
+def is_hazard(notice: Notice) -> bool:
+    """Hazards (everything but cyber) state their CAP facts in standard STIX too."""
+    return notice.kind != "cyber"
 
 
 def _relate(b: _Builder, actors, indicators, vulnerabilities, mitigations,
@@ -129,17 +138,19 @@ def _title(text: str, limit: int = 80) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "\u2026"
 
 
-def _report_properties(notice: Notice, first_published: str, refs: list[str]) -> dict:
+def _report_properties(notice: Notice, first_published: str, refs: list[str],
+                       facts: dict) -> dict:
     refs_out = [{"source_name": notice.source, "external_id": notice.source_id}]
     refs_out += [{"source_name": "reference", "url": url} for url in notice.references]
+    cap_labels = notes.labels(facts) if is_hazard(notice) else []
     properties = {
         "description": notice.summary or None,
         "published": first_published,
         "report_types": ["threat-report"],
         "object_refs": refs,
-        "labels": sorted({notice.kind, *notice.labels}),
+        "labels": sorted({notice.kind, *notice.labels, *cap_labels}),
         "external_references": refs_out,
-        "extensions": {definitions.HAZARD_EXTENSION_ID: _hazard(notice)},
+        "extensions": {definitions.HAZARD_EXTENSION_ID: facts},
     }
     return {k: v for k, v in properties.items() if v not in (None, [], "")}
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from .. import access, sectors, tiers, timestamps
 from ..settings import CollectionSpec
 from ..signing import canonical
+from . import closure
 from .engine import is_sqlite
 from .schema import (
     object_compartments,
@@ -311,8 +312,16 @@ def lens(spec: CollectionSpec) -> sa.ColumnElement[bool]:
     raise ValueError(f"unknown collection kind {spec.kind!r}")
 
 
+def is_listing(filters: Filters) -> bool:
+    """A plain listing names no ids or types: it lists a collection's own objects, and the
+    service definitions come only with the objects that reference them (closure.py)."""
+    return not filters.ids and not filters.types
+
+
 def _match(filters: Filters) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
+    if is_listing(filters):
+        conditions.append(sa.not_(objects.c.everywhere))
     if filters.ids:
         conditions.append(objects.c.id.in_(filters.ids))
     if filters.types:
@@ -360,21 +369,33 @@ def page(
 ENVELOPE_BYTES = 512
 
 
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row]  # the collection's objects, by date_added: they place the cursor
+    more: bool
+    definitions: list[Row] = ()  # the service definitions `rows` reference
+
+
 def page_bytes(conn: Connection, principal: access.Principal, spec: CollectionSpec,
-               filters: Filters, after: int | None, limit: int, max_bytes: int
-               ) -> tuple[list[Row], bool]:
+               filters: Filters, after: int | None, limit: int, max_bytes: int) -> Page:
     """Up to `limit` visible objects' bytes after `after`, oldest first, stopping before the
     object that would take the page past `max_bytes` (an object larger than that comes
     alone); and whether more follow. A page of 9 MiB objects never loads what it does not
-    serve (beyond, on SQLite, the one object that tells there is more).
+    serve (beyond, on SQLite, the one object that tells there is more). A plain listing
+    also carries the definitions its objects reference, within the same limits.
     """
     floor = max(x for x in (after, filters.added_after, -1) if x is not None)
     where = (objects.c.date_added > floor, lens(spec), *_match(filters),
              access.visible(principal))
     budget = max_bytes - ENVELOPE_BYTES
     if is_sqlite(conn):
-        return _page_bytes_stepping(conn, where, limit, budget)
-    return _page_bytes_sized(conn, where, limit, budget)
+        rows, more = _page_bytes_stepping(conn, where, limit, budget)
+    else:
+        rows, more = _page_bytes_sized(conn, where, limit, budget)
+    if not is_listing(filters) or not rows:
+        return Page(rows, more)
+    closed = closure.close(conn, principal, rows, limit, budget)
+    return Page(closed.rows, more or closed.trimmed, closed.definitions)
 
 
 def _page_bytes_stepping(conn: Connection, where, limit: int, budget: int):

@@ -117,10 +117,10 @@ def collection(api_root: str, collection_id: str) -> Response:
 
 
 def _paged(spec: CollectionSpec, query: params.Query, scope: tuple[str, ...], fetch):
-    """Run one keyset page: (rows, more, next token, floor).
+    """Run one keyset page: (page, next token, floor).
 
     With `next`, the query continues with the filters bound in the cursor (see
-    cursors.py). `fetch(conn, query, after)` answers (rows, more)."""
+    cursors.py). `fetch(conn, query, after)` answers an object_store.Page."""
     svc = _svc()
     bound_to = cursors.fingerprint([("scope", (spec.id, *scope))])
     after = None
@@ -131,16 +131,16 @@ def _paged(spec: CollectionSpec, query: params.Query, scope: tuple[str, ...], fe
             raise bad_request(str(exc)) from None
         query = query.continued(bound)
     with read(svc.engine) as conn:
-        rows, more = fetch(conn, query, after)
-    token = (cursors.encode(svc.secret, g.principal.id, bound_to, rows[-1].date_added,
-                            query.bound()) if more else None)
+        found = fetch(conn, query, after)
+    token = (cursors.encode(svc.secret, g.principal.id, bound_to, found.rows[-1].date_added,
+                            query.bound()) if found.more else None)
     floor = max((x for x in (after, query.filters.added_after) if x is not None), default=None)
-    return rows, more, token, floor
+    return found, token, floor
 
 
-def _counted(rows: list, limit: int) -> tuple[list, bool]:
+def _counted(rows: list, limit: int) -> object_store.Page:
     """A page read as limit + 1 rows: the extra row only says that more follow."""
-    return rows[:limit], len(rows) > limit
+    return object_store.Page(rows[:limit], len(rows) > limit)
 
 
 def _objects(spec: CollectionSpec):
@@ -151,10 +151,17 @@ def _objects(spec: CollectionSpec):
 
 
 def _respond(body: bytes, rows, floor) -> Response:
+    """Date-Added headers follow the collection's own objects, which place the cursor."""
     response = Response(body, content_type=TAXII)
     first = rows[0].date_added if rows else None
     last = rows[-1].date_added if rows else None
     return responses.date_added_headers(response, first, last, floor)
+
+
+def _envelope(found: object_store.Page, token: str | None) -> bytes:
+    """The definitions a page's objects reference come first, then the objects."""
+    raws = [r.raw for r in (*found.definitions, *found.rows)]
+    return responses.envelope(raws, found.more, token)
 
 
 @bp.get(COLLECTION + "/objects/")
@@ -162,8 +169,8 @@ def get_objects(api_root: str, collection_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = params.parse(request.args, _svc().settings.taxii.max_page_size,
                          max_values=_svc().settings.taxii.max_match_values)
-    rows, more, token, floor = _paged(spec, query, ("objects",), _objects(spec))
-    return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
+    found, token, floor = _paged(spec, query, ("objects",), _objects(spec))
+    return _respond(_envelope(found, token), found.rows, floor)
 
 
 @bp.get(COLLECTION + "/manifest/")
@@ -172,10 +179,10 @@ def get_manifest(api_root: str, collection_id: str) -> Response:
     query = params.parse(request.args, _svc().settings.taxii.max_page_size,
                          max_values=_svc().settings.taxii.max_match_values)
     columns = (objects_table.c.id, objects_table.c.version)
-    rows, more, token, floor = _paged(spec, query, ("manifest",), lambda conn, q, after: (
+    found, token, floor = _paged(spec, query, ("manifest",), lambda conn, q, after: (
         _counted(object_store.page(conn, g.principal, spec, q.filters, after, q.limit, columns),
                  q.limit)))
-    return _respond(responses.manifest(rows, more, token), rows, floor)
+    return _respond(responses.manifest(found.rows, found.more, token), found.rows, floor)
 
 
 def _object_query(object_id: str, allowed: tuple[str, ...], default_versions) -> params.Query:
@@ -198,22 +205,22 @@ def _require_visible(spec: CollectionSpec, object_id: str) -> None:
 def get_object(api_root: str, collection_id: str, object_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = _object_query(object_id, ("version", "spec_version"), ("last",))
-    rows, more, token, floor = _paged(spec, query, ("object", object_id), _objects(spec))
-    if not rows and not query.next:
+    found, token, floor = _paged(spec, query, ("object", object_id), _objects(spec))
+    if not found.rows and not query.next:
         _require_visible(spec, object_id)
-    return _respond(responses.envelope([r.raw for r in rows], more, token), rows, floor)
+    return _respond(_envelope(found, token), found.rows, floor)
 
 
 @bp.get(COLLECTION + "/objects/<object_id>/versions/")
 def get_versions(api_root: str, collection_id: str, object_id: str) -> Response:
     spec = _collection(api_root, collection_id)
     query = _object_query(object_id, ("spec_version",), ("all",))
-    rows, more, token, floor = _paged(spec, query, ("versions", object_id), lambda conn, q, after: (
+    found, token, floor = _paged(spec, query, ("versions", object_id), lambda conn, q, after: (
         _counted(object_store.versions_page(conn, g.principal, spec, object_id, q.filters,
                                             after, q.limit), q.limit)))
-    if not rows and not query.next:
+    if not found.rows and not query.next:
         _require_visible(spec, object_id)
-    return _respond(responses.versions(rows, more, token), rows, floor)
+    return _respond(responses.versions(found.rows, found.more, token), found.rows, floor)
 
 
 @bp.post(COLLECTION + "/objects/")
