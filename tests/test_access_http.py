@@ -142,7 +142,8 @@ class World:
         response = self.api(PUBLISHER.name, "POST", "bulletins", json=document)
         assert response.status_code == 201, response.text
         body = response.json()
-        assert len(body["objects"]) == 1 + len(document["indicators"]), body
+        hazard_note = document["kind"] != "cyber"  # hazards state their facts in a note
+        assert len(body["objects"]) == 1 + len(document["indicators"]) + hazard_note, body
         assert body["objects"][0] == body["id"]
         notice = load_bulletin(document, COMPARTMENTS)
         entry = Entry(body["id"], tuple(body["objects"]), (notice_audience(notice),), document)
