@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 
 from infoshare import outbound
 from infoshare.notices import Notice
-from infoshare.settings import FeedSpec
+from infoshare.settings import CollectionSpec, FeedSpec
 
 
 class FeedError(Exception):
@@ -31,6 +31,7 @@ class ItemError:
 @dataclass(frozen=True)
 class StixObjects:
     objects: list[dict]
+    raws: list[bytes] | None = None  # each object's bytes as received, where known
 
 
 Item = Notice | StixObjects
@@ -94,3 +95,21 @@ def notices_from(entries: list, label_of: Callable[[Any, int], str],
         seen.add(notice.source_id)
         fetched.items.append(notice)
     return fetched
+
+
+def feed_collection(spec: FeedSpec) -> CollectionSpec:
+    """The lens a feed's third-party objects are stored through (its default TLP)."""
+    return CollectionSpec(id=f"feed:{spec.name}", alias=f"feed-{spec.name}",
+                          title=spec.name, description="", kind="feed", default_tlp=spec.tlp)
+
+
+def count_outcomes(outcomes, counts: dict, errors: list) -> None:
+    """A run's counts from publish.ingest's outcomes; each failure named in `errors`."""
+    for outcome in outcomes:
+        if outcome.stored:
+            counts["updated" if outcome.new_version else "created"] += 1
+        elif outcome.duplicate:
+            counts["unchanged"] += 1
+        else:
+            counts["rejected"] += 1
+            errors.append(ItemError(outcome.id, outcome.message))

@@ -39,6 +39,10 @@ def _validate(index: int, spec: FeedSpec) -> None:
                 math.isfinite(value) and 0 <= value <= 10**12):
             raise ConfigError(f"feeds[{index}].{key}", f"must be a finite number between 0 "
                               f"and 10**12, got {value!r}")
+    check = getattr(adapter(spec.kind), "check_options", None)
+    problem = check(spec) if check else None
+    if problem:
+        raise ConfigError(f"feeds[{index}]", problem)
     if spec.cron:
         try:
             CronTrigger.from_crontab(spec.cron)

@@ -13,14 +13,14 @@ from dataclasses import replace
 
 from infoshare import outbound, publish, timestamps
 from infoshare.notices import Notice
-from infoshare.settings import CollectionSpec, FeedSpec
+from infoshare.settings import FeedSpec
 from infoshare.store import feeds as feed_store
 from infoshare.store import leases
 from infoshare.store import notices as notice_store
 from infoshare.store.engine import read, write
 
-from . import registry
-from .base import Context, FeedError, ItemError, StixObjects
+from . import registry, relaying
+from .base import Context, FeedError, ItemError, StixObjects, count_outcomes, feed_collection
 from .http import Fetcher
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,9 @@ def _run(services, spec: FeedSpec) -> dict:
     counts = {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     started = timestamps.now_us()
     try:
+        rules = relaying.rules_for(services, spec, context.get)
+        if rules is not None:
+            counts.update(withheld=0, echoes=0)
         fetched = registry.adapter(spec.kind).collect(context)
     except FeedError as exc:
         _record(engine, spec, started, counts, str(exc), [], None, {}, success=False)
@@ -111,7 +114,7 @@ def _run(services, spec: FeedSpec) -> dict:
     errors = list(fetched.errors)
     counts["fetched"] = fetched.fetched
     counts["rejected"] = len(fetched.errors)
-    stored_all = _publish_items(services, spec, fetched.items, counts, errors)
+    stored_all = _publish_items(services, spec, fetched.items, counts, errors, rules)
     summary = f"{len(errors)} item(s) rejected" if errors else None
     if not stored_all:  # keep the old cursor and validators: the next run fetches it again
         fetched.cursor, validators = None, {}
@@ -135,7 +138,8 @@ def _conditional_get(fetcher: Fetcher, state, validators: dict):
 BATCH = 100
 
 
-def _publish_items(services, spec: FeedSpec, items: list, counts: dict, errors: list) -> bool:
+def _publish_items(services, spec: FeedSpec, items: list, counts: dict, errors: list,
+                   rules=None) -> bool:
     """Store every item; False when storing any of them failed (not when one was invalid).
 
     Notices go in batches (see publish.publish_notices); cancels and STIX one at a time.
@@ -151,6 +155,8 @@ def _publish_items(services, spec: FeedSpec, items: list, counts: dict, errors: 
     for item in items:
         if isinstance(item, Notice) and item.revoked:
             ok &= _guarded(spec, item, counts, errors, _publish_cancel, services)
+        elif isinstance(item, StixObjects) and rules is not None:
+            ok &= _guarded(spec, item, counts, errors, relaying.ingest(rules), services)
         elif isinstance(item, StixObjects):
             ok &= _guarded(spec, item, counts, errors, _ingest, services)
     return ok
@@ -196,24 +202,13 @@ def _publish_cancel(services, spec: FeedSpec, notice: Notice, counts: dict, erro
     _count(spec, notice, result, counts, errors)
 
 
-def feed_collection(spec: FeedSpec) -> CollectionSpec:
-    return CollectionSpec(id=f"feed:{spec.name}", alias=f"feed-{spec.name}",
-                          title=spec.name, description="", kind="feed", default_tlp=spec.tlp)
-
-
 def _ingest(services, spec: FeedSpec, item: StixObjects, counts: dict, errors: list) -> None:
     outcomes = publish.ingest(services.engine, services.settings, services.ids,
                               feed_collection(spec), None,
                               item.objects, actor=f"feed:{spec.name}",
-                              sector_codes=spec.sectors, keys=services.keyring.public_keys())
-    for outcome in outcomes:
-        if outcome.stored:
-            counts["updated" if outcome.new_version else "created"] += 1
-        elif outcome.duplicate:
-            counts["unchanged"] += 1
-        else:
-            counts["rejected"] += 1
-            errors.append(ItemError(outcome.id, outcome.message))
+                              sector_codes=spec.sectors, keys=services.keyring.public_keys(),
+                              relay=publish.Relay(raws=item.raws or ()))
+    count_outcomes(outcomes, counts, errors)
 
 
 def _record(engine, spec, started, counts, error, errors, cursor, validators, success) -> None:

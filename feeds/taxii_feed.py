@@ -30,10 +30,31 @@ from urllib3.util.retry import Retry
 
 from infoshare import outbound, timestamps
 
+from . import envelope as envelope_bytes
+from . import relay
 from .base import Context, FeedError, Fetched, ItemError, StixObjects
 from .http import TRANSIENT, Fetcher
 
-OPTIONS: dict[str, type] = {"username": str, "password": str, "api_key": str, "page_size": int}
+OPTIONS: dict[str, type] = {
+    "username": str, "password": str, "api_key": str, "page_size": int,
+    # relaying another hub (feeds/relay.py, feeds/peers.py)
+    "jwks": str, "require_signatures": bool, "relay_max_tlp": str, "relay_to": list,
+}
+
+
+def check_options(spec) -> str | None:
+    """What is wrong with a relay's options, or None (called at start-up)."""
+    options = spec.options
+    if "relay_max_tlp" in options and options["relay_max_tlp"] not in relay.RELAYABLE:
+        return (f"relay_max_tlp must be one of {', '.join(relay.RELAYABLE)}: AMBER+STRICT "
+                "and RED go only to the principals in relay_to")
+    names = options.get("relay_to", [])
+    if not all(isinstance(n, str) and n for n in names):
+        return "relay_to must be a list of principal names"
+    if "jwks" not in options and any(k in options for k in (
+            "require_signatures", "relay_max_tlp", "relay_to")):
+        return "require_signatures, relay_max_tlp and relay_to need jwks (the pinned keys)"
+    return None
 HEADER = "X-TAXII-Date-Added-Last"
 
 
@@ -47,12 +68,14 @@ class BearerAuth(requests.auth.AuthBase):
 
 
 class _Positions:
-    """Response hook: X-TAXII-Date-Added-Last of the latest objects response; and the
-    feed's size limit, checked before taxii2-client parses the body."""
+    """Response hook: X-TAXII-Date-Added-Last and the body of the latest objects response
+    (feeds/envelope.py takes each object's bytes from it); and the feed's size limit,
+    checked before taxii2-client parses the body."""
 
     def __init__(self, objects_url: str, max_bytes: int):
         self.objects_url, self.max_bytes = objects_url, max_bytes
         self.last: str | None = None
+        self.body: bytes = b""
 
     def __call__(self, response, *args, **kwargs):
         declared = response.headers.get("Content-Length", "")
@@ -62,6 +85,7 @@ class _Positions:
             raise FeedError(f"{response.url} is larger than the limit of {self.max_bytes} bytes")
         if response.ok and response.url.split("?")[0] == self.objects_url:
             self.last = response.headers.get(HEADER)
+            self.body = response.content
         return response
 
 
@@ -106,7 +130,7 @@ def _pages(ctx: Context, collection: Collection, positions: _Positions) -> Fetch
     limit = ctx.option("page_size")
     while True:
         page += 1
-        positions.last = None
+        positions.last, positions.body = None, b""
         try:
             envelope = collection.get_objects(added_after=added_after, next=token, limit=limit)
         except (FeedError, TAXIIServiceException, requests.RequestException) as exc:
@@ -121,7 +145,9 @@ def _pages(ctx: Context, collection: Collection, positions: _Positions) -> Fetch
             result.errors.append(ItemError(f"page {page}", "not a TAXII envelope"))
             return result
         if objects:
-            result.items.append(StixObjects(objects))
+            raws = envelope_bytes.object_texts(positions.body)
+            result.items.append(StixObjects(
+                objects, raws if raws is not None and len(raws) == len(objects) else None))
             result.fetched += len(objects)
             if _later(positions.last, result.cursor):
                 result.cursor = {"added_after": positions.last}

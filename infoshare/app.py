@@ -16,6 +16,7 @@ from werkzeug.exceptions import (
     ServiceUnavailable,
 )
 
+from feeds import peers
 from feeds import registry as feed_registry
 
 from . import front
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(_body_checked)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/.well-known/jwks.json", "jwks", _jwks)
+    app.add_url_rule(peers.PEERS_PATH, "peers", _peers)
     app.register_error_handler(HTTPException, _http_error)
     for unavailable in (sa.exc.OperationalError, sa.exc.InterfaceError):
         app.register_error_handler(unavailable, _database_unavailable)
@@ -190,9 +192,27 @@ def _database_unavailable(exc: sa.exc.SQLAlchemyError):
 
 
 def _jwks() -> Response:
+    """The service's public keys, and (a JWK Set may carry other members, RFC 7517 5) the
+    hub they belong to and where the keys it pinned for its upstreams are."""
     from flask import current_app, jsonify
 
-    response = jsonify(current_app.extensions["infoshare"].keyring.jwks())
+    svc = current_app.extensions["infoshare"]
+    document = svc.keyring.jwks() | {"infoshare": {
+        "identity": svc.ids.identity_id(), "name": svc.settings.taxii.title,
+        "peers": peers.PEERS_PATH}}
+    response = jsonify(document)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _peers() -> Response:
+    """The upstream hubs' pinned keys (feeds/peers.py), so that a consumer of this hub
+    verifies relayed objects with what this hub serves and nothing else."""
+    from flask import current_app, jsonify
+
+    settings = current_app.extensions["infoshare"].settings
+    relaying = [spec.name for spec in settings.feeds if spec.options.get("jwks")]
+    response = jsonify(peers.served(peers.all_pins(settings.data_dir, relaying)))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

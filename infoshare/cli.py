@@ -422,8 +422,11 @@ def keys_export() -> None:
 @click.option("--api-key", envvar="INFOSHARE_API_KEY", help="Bearer key for a TAXII URL.")
 @click.option("--require-signatures", is_flag=True,
               help="Fail on third parties' unsigned objects too.")
+@click.option("--peers", "peers_source", help="The hub's peer keys document (default: the "
+              "one its JWKS links, /.well-known/infoshare-peers.json), to verify relayed "
+              "objects with their originating hub's keys.")
 def verify_command(source: str, jwks_source: str | None, api_key: str | None,
-                   require_signatures: bool) -> None:
+                   require_signatures: bool, peers_source: str | None) -> None:
     """Check every object of a STIX bundle, a TAXII envelope or a whole TAXII collection
     (every page) against a JWKS.
 
@@ -447,21 +450,48 @@ def verify_command(source: str, jwks_source: str | None, api_key: str | None,
             raise click.ClickException("--jwks is needed when SOURCE is a file")
         parts = urlsplit(source)
         jwks_source = f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
-    keyset = jwk.from_jwks(_read_source(jwks_source))
-    verdicts = verify_all(objects, keyset, is_unsigned_definition)
+    document = _read_source(jwks_source)
+    keyset = jwk.from_jwks(document)
+    relayed = _peer_keys(document, jwks_source, peers_source)
+    verdicts = verify_all(objects, {**{k: key for k, (key, _) in relayed.items()}, **keyset},
+                          is_unsigned_definition)
     for verdict in verdicts:
         detail = f"kid={verdict.kid}" if verdict.kid else verdict.message
+        if verdict.kid in relayed and verdict.kid not in keyset:
+            detail += f" relayed from {relayed[verdict.kid][1]}"
         click.echo(f"{'OK  ' if verdict.ok else 'FAIL'} {verdict.status:<20} {verdict.id} "
                    f"{detail}")
     counts = {status: sum(1 for v in verdicts if v.status == status) for status in (
         "verified", "standard", "unsigned-third-party", "unsigned-service")}
+    from_peers = sum(1 for v in verdicts if v.ok and v.kid in relayed and v.kid not in keyset)
     failed = sum(1 for v in verdicts if not v.ok)
     if require_signatures:
         failed += counts["unsigned-third-party"]
-    click.echo(f"{counts['verified']} verified, {failed} failed, "
-               f"{counts['unsigned-third-party']} unsigned third-party, "
+    click.echo(f"{counts['verified']} verified ({from_peers} relayed from other hubs), "
+               f"{failed} failed, {counts['unsigned-third-party']} unsigned third-party, "
                f"{counts['standard']} standard definitions", err=True)
     sys.exit(1 if failed else 0)
+
+
+def _peer_keys(jwks: object, jwks_source: str, peers_source: str | None) -> dict:
+    """kid -> (public key, hub name) of the keys a hub pinned for its upstreams."""
+    from urllib.parse import urljoin
+
+    from .signing import jwk
+
+    if peers_source is None:
+        about = jwks.get("infoshare") if isinstance(jwks, dict) else None
+        link = about.get("peers") if isinstance(about, dict) else None
+        if not isinstance(link, str) or not jwks_source.startswith(("http://", "https://")):
+            return {}
+        peers_source = urljoin(jwks_source, link)
+    document = _read_source(peers_source)
+    found = {}
+    for peer in document.get("peers", []) if isinstance(document, dict) else []:
+        if isinstance(peer, dict):
+            for kid, key in jwk.from_jwks(peer).items():
+                found.setdefault(kid, (key, str(peer.get("name", "another hub"))))
+    return found
 
 
 def _all_objects(source: str, headers: dict) -> list:
@@ -658,6 +688,30 @@ def feeds_run(name) -> None:
         raise click.ClickException(str(exc)) from None
     state = next(s for s in status(svc) if s["name"] == name)
     click.echo(json.dumps({"feed": name, **counts, "error": state["last_error"]}))
+
+
+@feeds.command("pin")
+@click.argument("name")
+@with_appcontext
+def feeds_pin(name) -> None:
+    """Fetch a relaying feed's upstream keys (its `jwks`) again and pin them; prints the
+    kids added and retired. Runs never refresh pins by themselves."""
+    from feeds.base import FeedError
+    from feeds.relaying import pin
+    from feeds.runner import fetcher_for
+
+    from . import outbound
+
+    svc = _ready()
+    spec = next((f for f in svc.settings.feeds if f.name == name), None)
+    if spec is None:
+        raise click.ClickException(f"no feed named {name!r}; see `infoshare feeds list`")
+    fetcher = fetcher_for(spec, outbound.policy(svc.settings))
+    try:
+        added, retired = pin(svc, spec, fetcher.get)
+    except FeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"feed": name, "added": added, "retired": retired}))
 
 
 @feeds.command("status")

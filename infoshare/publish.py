@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Engine
@@ -30,7 +30,7 @@ from .signing.keys import Signer
 from .stix import convert, definitions, markings
 from .stix.ids import IdSpace
 from .stix.validate import InvalidObject, check
-from .store import audit
+from .store import audit, provenance
 from .store import notices as notice_store
 from .store import objects as object_store
 from .store.engine import read, write
@@ -73,10 +73,23 @@ def third_party_audience(obj: dict, default_tlp: str, submitter: access.Principa
     )
 
 
+@dataclass(frozen=True)
+class Relay:
+    """What a relaying feed adds to ingest, per received object (by index): the exact
+    bytes received, an audience narrower than the markings give (relay_to), and where the
+    object came from (feeds/relay.py)."""
+
+    raws: Sequence[bytes | None] = ()
+    audiences: Mapping[int, access.Audience] = field(default_factory=dict)
+    provenance: Mapping[int, dict] = field(default_factory=dict)
+    feed: str = ""
+
+
 def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: CollectionSpec,
            submitter: access.Principal | None, received: Sequence[object],
            actor: str | None = None, sector_codes: Sequence[str] = (),
-           keys: Mapping[str, Ed25519PublicKey] | None = None) -> list[Outcome]:
+           keys: Mapping[str, Ed25519PublicKey] | None = None,
+           relay: Relay | None = None) -> list[Outcome]:
     """Validate and store third-party objects; one Outcome per received object, in order.
 
     An id belongs to whoever stored it first (store/objects.py): an object under an id
@@ -86,20 +99,24 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
     An object carrying the service's signature extension is checked against `keys` (the
     service's JWKS) and the result recorded with it and reported in its Outcome.
     """
+    relay = relay or Relay()
     default_tlp = collection.default_tlp or settings.taxii.default_tlp
     compartments = tuple(settings.compartments)
     origin = f"principal:{submitter.id}" if submitter else (actor or "service")
     outcomes: list[Outcome | None] = []
     batch: list[object_store.NewObject] = []
     batch_at: list[int] = []
-    reserved = definitions.reserved(settings.taxii.title, settings.compartments, ids)
+    reserved = definitions.reserved(settings.taxii.title, settings.compartments, ids,
+                                    settings.taxii.contact)
     for index, obj in enumerate(received):
         try:
             checked = check(obj)
             if checked.id in reserved:
                 outcomes.append(_own_definition(obj, checked, reserved[checked.id]))
                 continue
-            raw = _strict_bytes(obj, parsed_strictly=submitter is not None)
+            as_received = relay.raws[index] if index < len(relay.raws) else None
+            raw = (_received_bytes(obj, as_received) if as_received is not None
+                   else _strict_bytes(obj, parsed_strictly=submitter is not None))
         except InvalidObject as exc:
             outcomes.append(_rejected(obj, str(exc)))
             continue
@@ -109,8 +126,8 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
         batch.append(object_store.NewObject(
             id=checked.id, type=checked.type, spec_version=checked.spec_version,
             version=checked.version, version_us=checked.version_us, raw=raw,
-            audience=third_party_audience(obj, default_tlp, submitter, compartments, ids,
-                                           sector_codes),
+            audience=relay.audiences.get(index) or third_party_audience(
+                obj, default_tlp, submitter, compartments, ids, sector_codes),
             submitted_by=submitter.pk if submitter else None,
             collection_id=collection.id if collection.kind == "submitted" else None,
             origin=origin, signature=signature,
@@ -121,12 +138,27 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
             routing.route(conn, _groups_of_received(batch, added, received, batch_at),
                           settings.tiers)
             stored = [i.id for i, a in zip(batch, added, strict=True) if isinstance(a, int)]
+            provenance.record(conn, relay.feed, [
+                (a, relay.provenance[index]) for index, a in zip(batch_at, added, strict=True)
+                if isinstance(a, int) and index in relay.provenance])
             audit.record(conn, actor or (submitter.name if submitter else "service"),
                          "submit", collection.alias, stored=len(stored), ids=stored[:100])
         for index, item, date_added in zip(batch_at, batch, added, strict=True):
             outcomes[index] = _outcome(item, date_added, item.id in added.earlier)
     return [o for o in outcomes if o is not None]
 
+
+
+def _received_bytes(obj: dict, raw: bytes) -> bytes:
+    """Bytes as an upstream served them, kept only when they are strict JSON and say
+    exactly what was validated."""
+    try:
+        same = strictjson.loads(raw) == obj
+    except ValueError as exc:
+        raise InvalidObject(f"not strict JSON: {exc}") from None
+    if not same:
+        raise InvalidObject("the received bytes do not match the parsed object")
+    return raw
 
 
 def _strict_bytes(obj: dict, parsed_strictly: bool) -> bytes:
@@ -194,9 +226,11 @@ def _own_definition(obj: dict, checked, ours: dict) -> Outcome:
 
 
 def _definition_content(obj: dict) -> dict:
-    if obj.get("type") != "extension-definition":
-        return obj
-    return {k: v for k, v in obj.items() if k != "created_by_ref"}
+    """What must match: not the version (a renamed hub's identity has a later one), and
+    for extension definitions not the producer."""
+    ignored = {"modified"} | ({"created_by_ref"} if obj.get("type") == "extension-definition"
+                              else set())
+    return {k: v for k, v in obj.items() if k not in ignored}
 
 
 def _rejected(obj: object, message: str) -> Outcome:
@@ -416,10 +450,25 @@ def revoke_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
     return publish_notice(engine, authority, tier_map, notice, actor)
 
 
+def _renewed(obj: dict, stored: object_store.Stored | None) -> dict:
+    """A definition whose content changed since it was stored (the hub renamed in
+    taxii.title, a new contact) gets a new version; an unchanged one keeps the stored
+    version, so a restart stores nothing."""
+    if stored is None or "modified" not in obj:
+        return obj
+    old = signed.unsigned(json.loads(stored.raw))
+    if {**old, "modified": obj["modified"]} == obj:
+        return {**obj, "modified": old["modified"]}
+    return {**obj, "modified": timestamps.format_stix(timestamps.now_us())}
+
+
 def ensure_definitions(engine: Engine, settings: Settings, authority: Authority) -> int:
     """Store the service's own definitions if missing; returns how many were new."""
     own, unsigned = definitions.service_objects(settings.taxii.title, settings.compartments,
-                                                authority.ids)
+                                                authority.ids, settings.taxii.contact)
+    with read(engine) as conn:
+        stored = object_store.latest_stored(conn, [o["id"] for o in own])
+    own = [_renewed(o, stored.get(o["id"])) for o in own]
     items = [_new_object(authority.signer, o, access.OPEN, everywhere=True) for o in own]
     items += [object_store.NewObject(
         id=o["id"], type=o["type"], spec_version="2.1",

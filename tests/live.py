@@ -33,9 +33,9 @@ def service_env(data_dir: Path, database_url: str = "", **settings: str) -> dict
 
 
 class LiveServer:
-    def __init__(self, env: dict[str, str], workers: int = 2):
+    def __init__(self, env: dict[str, str], workers: int = 2, port: int | None = None):
         self.env = env
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.taxii = f"{self.base}/taxii2/"
         self.api_root = f"{self.base}/taxii2/infoshare/"

@@ -465,7 +465,9 @@ def test_every_readable_object_is_strict_stix_and_verify_walks_every_page(svc):
     result = verify(svc, url, "--api-key", svc.keys["publisher"])
     lines = verdict_lines(result)
     assert len(lines) == len(objects)  # every page was followed
-    verified, failed, unsigned, standard = map(int, re.findall(r"\d+", result.stderr)[:4])
+    verified, failed, unsigned, standard = (
+        int(re.search(rf"(\d+) {word}", result.stderr).group(1))
+        for word in ("verified", "failed", "unsigned", "standard"))
     assert verified + failed + unsigned + standard == len(objects)
     assert unsigned >= 1
     assert standard == sum(1 for o in objects if is_unsigned_definition(o)) >= 4

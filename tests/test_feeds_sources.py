@@ -513,9 +513,12 @@ def test_taxii_feed_resumes_and_never_fetches_twice(upstream, harness):
     total = len(upstream_ids(upstream))
     feed = {"kind": "taxii", "name": "upstream", "api_key": upstream.key, "page_size": 2,
             "url": f"{upstream.api_root}collections/{SUBMISSIONS}/"}
+    # Each page also carries the marking definition its indicators reference (pages stand
+    # alone): fetched counts it once per page, and after the first it is unchanged.
     result = harness.run(**feed)
-    assert result["fetched"] == total >= 3 and result["rejected"] == 0, harness.errors()
-    assert result["created"] + result["updated"] + result["unchanged"] == total
+    assert result["fetched"] >= total >= 3 and result["rejected"] == 0, harness.errors()
+    assert result["created"] + result["updated"] + result["unchanged"] == result["fetched"]
+    assert result["created"] + result["updated"] == total
     stored = harness.latest("indicator")
     assert all(o == stored[o["id"]] for o in first)  # as received
     position = harness.cursor("upstream")["added_after"]
@@ -523,7 +526,9 @@ def test_taxii_feed_resumes_and_never_fetches_twice(upstream, harness):
 
     second = [upstream_indicator(f"198.51.100.{i}") for i in range(3)]
     post_upstream(upstream, second)
-    assert harness.run(**feed) == counts(fetched=3, created=3)  # a fresh app: a restart
+    again = harness.run(**feed)  # a fresh app: a restart
+    assert again["created"] == 3 and again["rejected"] == again["updated"] == 0, again
+    assert again["fetched"] == 3 + again["unchanged"]  # the marking, once per page
     assert {o["id"] for o in second} <= set(harness.latest("indicator"))
     assert harness.cursor("upstream")["added_after"] > position
     assert harness.run(**feed) == ZERO
@@ -535,8 +540,8 @@ def test_taxii_feed_resumes_and_never_fetches_twice(upstream, harness):
     result = harness.run(**basic)
     # Another feed is another origin, but everything it fetches is a copy of a stored
     # version (the first feed's indicators, the upstream's definitions): all duplicates.
-    assert result["fetched"] == total + 3 and result["created"] == 0
-    assert result["unchanged"] == total + 3 and result["rejected"] == 0
+    assert result["fetched"] >= total + 3 and result["created"] == 0
+    assert result["unchanged"] == result["fetched"] and result["rejected"] == 0
 
 
 def test_taxii_feed_bad_credentials_and_options(upstream, harness):

@@ -19,13 +19,19 @@ HAZARD_EXTENSION_ID = "extension-definition--9b2f6c1e-4d7a-5e3b-8c0f-1a2b3c4d5e6
 SECTOR_EXTENSION_ID = "extension-definition--5c8e2a47-1f3b-5d6e-9a0c-7b4d2e1f3a58"
 
 
-def identity(name: str, ids: IdSpace) -> dict:
-    return {
+def identity(name: str, ids: IdSpace, contact: str = "") -> dict:
+    """The hub itself: the identity every object it signs names as its producer, named
+    and reachable as configured (taxii.title, taxii.contact), so relayed objects name
+    their true origin."""
+    obj = {
         "type": "identity", "spec_version": "2.1", "id": ids.identity_id(),
         "created": DEFINED, "modified": DEFINED, "name": name,
         "identity_class": "organization",
         "description": "The infoshare service that converted, signed and published this.",
     }
+    if contact:
+        obj["contact_information"] = contact
+    return obj
 
 
 # Extension definitions are served unsigned: STIX 2.1 allows no `extensions` on them, so
@@ -91,11 +97,11 @@ def sector_identity(code: str, ids: IdSpace) -> dict:
     }
 
 
-def service_objects(name: str, compartments: Mapping[str, str], ids: IdSpace
-                    ) -> tuple[list[dict], list[dict]]:
+def service_objects(name: str, compartments: Mapping[str, str], ids: IdSpace,
+                    contact: str = "") -> tuple[list[dict], list[dict]]:
     """(objects the service signs, definitions it serves unsigned: the OASIS TLP markings
     exactly as OASIS publishes them, and its extension definitions)."""
-    own = [identity(name, ids)]
+    own = [identity(name, ids, contact)]
     own += [sector_identity(code, ids) for code in sectors.CODES]
     own += [markings.compartment_marking(n, s, ids) for n, s in sorted(compartments.items())]
     unsigned = [markings.tlp_marking(level) for level in tiers.TLP_LEVELS]
@@ -112,8 +118,9 @@ def is_unsigned_definition(obj: Mapping) -> bool:
                                           and obj.get("id") in EXTENSION_IDS)
 
 
-def reserved(name: str, compartments: Mapping[str, str], ids: IdSpace) -> dict[str, dict]:
+def reserved(name: str, compartments: Mapping[str, str], ids: IdSpace, contact: str = ""
+             ) -> dict[str, dict]:
     """The definitions every collection carries, by id, unsigned: nobody else may publish
     under these ids, or a reader would meet two different TLP:RED definitions with one id."""
-    own, oasis = service_objects(name, compartments, ids)
+    own, oasis = service_objects(name, compartments, ids, contact)
     return {o["id"]: o for o in [*own, *oasis]}

@@ -64,9 +64,20 @@ def compartments_of(obj: Mapping, compartment_names: list[str] | tuple[str, ...]
     """The compartments an object's markings name: by the installation's marking ids, or
     by the public ids markings had before (a partner may still mark with those; it only
     ever narrows who reads its object)."""
-    by_id = {compartment_marking_id(n, space): n for n in compartment_names
-             for space in (ids, LEGACY)}
+    by_id = _compartments_by_id(compartment_names, ids)
     return {by_id[r] for r in marking_refs(obj) if r in by_id}
+
+
+def _compartments_by_id(compartment_names, ids: IdSpace) -> dict[str, str]:
+    return {compartment_marking_id(n, space): n for n in compartment_names
+            for space in (ids, LEGACY)}
+
+
+def known_marking_ids(compartment_names, ids: IdSpace) -> frozenset[str]:
+    """The markings this installation understands: the OASIS TLP levels and its own
+    compartments. Another hub's compartment marking is not among them."""
+    return frozenset(tiers.LEVEL_BY_MARKING_ID) | frozenset(
+        _compartments_by_id(compartment_names, ids))
 
 
 def is_oasis_tlp(obj: Mapping) -> bool:

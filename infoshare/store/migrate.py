@@ -175,10 +175,15 @@ def _delivery_holder(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN lease_holder VARCHAR(200)"))
 
 
+def _relay_provenance(conn: Connection) -> None:
+    """The relayed table: where each relayed object came from."""
+    metadata.create_all(conn, checkfirst=True)
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
-              _delivery_holder)
+              _delivery_holder, _relay_provenance)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

@@ -297,6 +297,19 @@ audit = sa.Table(
     sa.Index("ix_audit_at", "at_us"),
 )
 
+# Where a relayed object came from (feeds/relay.py): the feed that brought it and the
+# pinned key it verified with, naming the hub that signed it; by the row's date_added.
+relayed = sa.Table(
+    "relayed",
+    metadata,
+    sa.Column("date_added", sa.BigInteger, primary_key=True),
+    sa.Column("feed", sa.String(100), nullable=False),
+    sa.Column("kid", sa.String(100), nullable=False),
+    sa.Column("origin_identity", sa.String(100), nullable=False),
+    sa.Column("origin_name", sa.String(500), nullable=False),
+    sa.Column("hops", sa.Integer, nullable=False),
+)
+
 # Leases on scheduled jobs, so each runs in exactly one process across all hosts.
 leases = sa.Table(
     "leases",
