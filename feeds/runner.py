@@ -15,11 +15,11 @@ from infoshare import outbound, publish, timestamps
 from infoshare.notices import Notice
 from infoshare.settings import FeedSpec
 from infoshare.store import feeds as feed_store
-from infoshare.store import leases
+from infoshare.store import leases, provenance
 from infoshare.store import notices as notice_store
 from infoshare.store.engine import read, write
 
-from . import registry, relaying
+from . import peers, registry, relaying
 from .base import Context, FeedError, ItemError, StixObjects, count_outcomes, feed_collection
 from .http import Fetcher
 
@@ -227,10 +227,25 @@ def _record(engine, spec, started, counts, error, errors, cursor, validators, su
 def status(services) -> list[dict]:
     with read(services.engine) as conn:
         states = feed_store.all_rows(conn)
-    return [describe(spec, states.get(spec.name)) for spec in services.settings.feeds]
+        relayed = provenance.by_feed(conn)
+    return [describe(spec, states.get(spec.name), _relay_status(services, spec, relayed))
+            for spec in services.settings.feeds]
 
 
-def describe(spec: FeedSpec, state) -> dict:
+def _relay_status(services, spec: FeedSpec, relayed: dict) -> dict | None:
+    """For a relaying feed: its pin, and the hubs whose objects it relayed (provenance)."""
+    if not spec.options.get("jwks"):
+        return None
+    try:
+        pin = peers.load(services.settings.data_dir, spec.name)
+    except FeedError as exc:
+        return {"pinned_at": None, "pinned_keys": 0, "hubs": [], "error": str(exc)}
+    return {"pinned_at": pin.pinned_at if pin else None,
+            "pinned_keys": len(pin.keys) if pin else 0,
+            "hubs": relayed.get(spec.name, [])}
+
+
+def describe(spec: FeedSpec, state, relay: dict | None = None) -> dict:
     def when(value):
         return timestamps.format_us(value) if value else None
 
@@ -242,4 +257,5 @@ def describe(spec: FeedSpec, state) -> dict:
         "counts": dict(state.counts) if state else {},
         "last_error": state.last_error if state else None,
         "errors": list(state.errors) if state else [],
+        **({"relay": relay} if relay is not None else {}),
     }

@@ -9,6 +9,7 @@ with what C serves and nothing else.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 
@@ -232,3 +233,22 @@ class _Upstream:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+def test_provenance_is_recorded_and_shown(hubs):
+    """B's feed status and console name the hub its objects came from and the key."""
+    _, b, *_ = hubs
+    status = {s["name"]: s for s in map(json.loads, cli(b.env, "feeds", "status")
+                                        .stdout.splitlines())}
+    relay = status["from-a"]["relay"]
+    [hub] = [h for h in relay["hubs"] if h["name"] == "Hub A"]
+    assert hub["objects"] >= 6 and hub["hops"] == 0 and hub["kids"]
+    assert relay["pinned_keys"] >= 1 and relay["pinned_at"]
+    b.principal("b-operator", "trusted", "--role", "publisher", password=PASSWORD)
+    session = requests.Session()
+    login = session.get(f"{b.server.base}/console/login", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    assert session.post(f"{b.server.base}/console/login", timeout=30, data={
+        "name": "b-operator", "password": PASSWORD, "csrf_token": token}).ok
+    page = session.get(f"{b.server.base}/console/feeds", timeout=30)
+    assert page.status_code == 200 and "Hub A" in page.text and hub["kids"][0] in page.text
