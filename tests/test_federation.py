@@ -93,7 +93,8 @@ def hubs(tmp_path_factory):
         started.append(a)
         b = Hub(tmp, "B", ports["B"], [_feed("from-a", ports["A"], relay_to=["b-red"])])
         started.append(b)
-        c = Hub(tmp, "C", ports["C"], [_feed("from-b", ports["B"])])
+        c = Hub(tmp, "C", ports["C"], [_feed("from-b", ports["B"]),
+                                       _feed("from-a-direct", ports["A"])])
         started.append(c)
         a.principal("publisher", "trusted", "--role", "publisher")
         for hub, tiers in ((a, {}), (b, {"b-partner": "partner", "b-member": "member",
@@ -172,6 +173,11 @@ def test_the_loop_stores_nothing_twice(hubs):
     assert again["created"] == again["updated"] == again["rejected"] == 0, again
     ids = [o for o in c.objects("c-member") if o.startswith("report--")]
     assert len(ids) == len(set(ids)) == 2
+    # A's objects by a second path (C straight from A): each is a copy of what came
+    # through B, byte for byte, so nothing is stored twice.
+    direct = c.run("from-a-direct")
+    assert direct["created"] == direct["updated"] == direct["rejected"] == 0, direct
+    assert direct["unchanged"] >= 6, direct
 
 
 def test_a_changed_byte_is_refused_and_named(hubs, tmp_path):
