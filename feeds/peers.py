@@ -151,17 +151,17 @@ def all_pins(data_dir: Path, feeds: list[str]) -> list[Pin]:
 
 
 def served(pins: list[Pin]) -> dict:
-    """/.well-known/infoshare-peers.json: every pinned key grouped by the hub it is of."""
+    """/.well-known/infoshare-peers.json: every pinned key grouped by the hub it is of.
+    Public like the JWKS, so it names hubs and keys only, never the feeds' names or
+    URLs (the operator's configuration)."""
     by_origin: dict[tuple[str, str], dict] = {}
     for pin in pins:
         for entry in pin.keys:
             origin = entry["origin"]
             group = by_origin.setdefault((origin["identity"], origin["name"]), {
                 "identity": origin["identity"], "name": origin["name"],
-                "hops": entry["hops"], "via": [], "keys": []})
+                "hops": entry["hops"], "keys": []})
             group["hops"] = min(group["hops"], entry["hops"])
-            if pin.feed not in group["via"]:
-                group["via"].append(pin.feed)
             if entry["kid"] not in {k["kid"] for k in group["keys"]}:
                 group["keys"].append({k: v for k, v in entry.items()
                                       if k not in ("origin", "hops")})
