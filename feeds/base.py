@@ -46,6 +46,12 @@ class Fetched:
     fetched: int = 0  # entries seen in the source, good and bad
     cursor: Mapping[str, Any] | None = None  # None: keep the old cursor
     not_modified: bool = False
+    skipped: int = 0  # entries the feed's options leave out (CAP statuses Test, Exercise)
+    notes: list[str] = field(default_factory=list)  # worth an operator's eye, not errors
+    # A source read past a cursor sends each item once: its rejections stay listed until
+    # an operator clears them. A whole document (CAP file, catalog) is judged anew on
+    # each fetch, so its last fetch's rejections are the ones that stand.
+    incremental: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ are published; `country` (default "US") places areas described only by geocodes.
 
 All XML is parsed with defusedxml and any DTD is refused: a source never makes the
 service read a local file, call another host or expand entities. A refused or unreadable
-index fails the whole fetch; a refused linked alert is one ItemError. Linked alerts must be
+index fails the whole fetch; a refused linked alert is one ItemError. A file may also hold
+several alerts in an <alerts> wrapper; each is read on its own. The body decides the
+format: XML served as text/plain or another type is read (and noted in the feed's
+status), a web page (text/html) is refused. Linked alerts must be
 http(s) (a local index may link local files), so a remote index cannot point the fetcher
 at the service's own disk. The mapping to Notices is feeds/cap_parse.py, shared with nws.
 """
@@ -32,17 +35,24 @@ ACCEPT = (*ALERT_TYPES, "application/atom+xml", "application/rss+xml")
 Entry = tuple[str, Element | bytes | str]
 
 
+# Served under these, a body is a web page (an error or a log-in page), never the feed.
+PAGE_TYPES = ("text/html", "application/xhtml+xml")
+
+
 def collect(ctx: Context) -> Fetched:
     url = ctx.spec.url
-    response = ctx.get(url, conditional=True, accept=ACCEPT)
+    notes: list[str] = []
+    response = ctx.get(url, conditional=True, headers={"Accept": ", ".join(ACCEPT)})
     if response.not_modified:
         return Fetched(not_modified=True)
     try:
-        root = cap_parse.parse_xml(response.body)
+        root = _xml(url, response, ACCEPT, notes)
     except BadAlert as exc:
         raise FeedError(f"{url}: {exc}") from None
     if cap_parse.is_alert(root):
         entries: list[Entry] = [("alert", root)]
+    elif local(root.tag) == "alerts":  # several alerts in one file
+        entries = [(f"alert {i}", e) for i, e in enumerate(root) if cap_parse.is_alert(e)]
     elif local(root.tag) in ("feed", "rss", "RDF"):
         entries = [_entry(e, i, url) for i, e in enumerate(_index_items(root))]
     else:
@@ -61,11 +71,27 @@ def collect(ctx: Context) -> Fetched:
             elif isinstance(source, bytes):
                 elem = cap_parse.parse_xml(source)
             else:
-                elem = _fetch(ctx, source, url)
+                elem = _fetch(ctx, source, url, notes)
             alerts.append(cap_parse.alert_from_xml(elem))
         except (BadAlert, FeedError) as exc:
             errors.append(ItemError(getattr(exc, "item", "") or label, str(exc)))
-    return cap_parse.collect_alerts(ctx, alerts, errors, len(entries))
+    fetched = cap_parse.collect_alerts(ctx, alerts, errors, len(entries))
+    fetched.notes.extend(notes)
+    return fetched
+
+
+def _xml(url: str, response, expected: tuple[str, ...], notes: list[str]) -> Element:
+    """The body as XML, whatever type it was served as: real sources send CAP as
+    text/plain, application/octet-stream or a vendor type. The body decides, through the
+    same hardened parser; a web page's type is refused, and any other mismatch noted."""
+    media = response.content_type.split(";")[0].strip().lower()
+    if media in PAGE_TYPES:
+        raise FeedError(f"{url} sent {media} (a web page); expected one of "
+                        + ", ".join(expected))
+    root = cap_parse.parse_xml(response.body)
+    if media and media not in expected:
+        notes.append(f"{url} is served as {media}; its body is XML and was read as such")
+    return root
 
 
 def _index_items(root: Element) -> list[Element]:
@@ -98,11 +124,11 @@ def _link(entry: Element) -> str:
     return ""
 
 
-def _fetch(ctx: Context, link: str, index_url: str) -> Element:
+def _fetch(ctx: Context, link: str, index_url: str, notes: list[str]) -> Element:
     if not link:
         raise BadAlert("the entry neither links to nor embeds a CAP alert")
     remote_index = urlsplit(index_url).scheme in ("http", "https")
     if remote_index and urlsplit(link).scheme not in ("http", "https"):
         raise BadAlert(f"link {link!r} is not http(s)")
-    response = ctx.get(link, accept=ALERT_TYPES)
-    return cap_parse.parse_xml(response.body)
+    response = ctx.get(link, headers={"Accept": ", ".join(ALERT_TYPES)})
+    return _xml(link, response, ALERT_TYPES, notes)

@@ -166,7 +166,9 @@ def _info_from_xml(info: Element) -> Info:
 
 def _area_from_xml(area: Element) -> Area:
     desc = _text(area, "areaDesc") or "area"
-    polygons = tuple(parse_polygon(desc, p.text or "") for p in _all(area, "polygon"))
+    # NWS sends <polygon></polygon> for zone products: no outline, the geocodes place it.
+    polygons = tuple(parse_polygon(desc, p.text) for p in _all(area, "polygon")
+                     if p.text and p.text.strip())
     circles = tuple(_circle(desc, c.text or "") for c in _all(area, "circle"))
     geocodes = tuple((_text(g, "valueName"), _text(g, "value")) for g in _all(area, "geocode"))
     return Area(desc, polygons, circles, tuple(g for g in geocodes if g[0] and g[1]))
@@ -213,10 +215,6 @@ def cap_time(text: str, what: str) -> int:
     return (moment - epoch) // datetime.timedelta(microseconds=1)
 
 
-def _stix_time(text: str, what: str) -> str | None:
-    return timestamps.format_stix(cap_time(text, what)) if text else None
-
-
 def to_notice(alert: Alert, ctx: Context, source_id: str) -> Notice:
     """The Notice for one alert, checked by the bulletin rules; raises BadAlert."""
     info = alert.info
@@ -227,6 +225,7 @@ def to_notice(alert: Alert, ctx: Context, source_id: str) -> Notice:
     category = info.category if info.category in CAP_CATEGORIES else "Other"
     summary = "\n\n".join(t for t in (info.description, info.instruction) if t)
     sectors = list(ctx.spec.sectors) or "all"
+    valid_from, valid_until = _validity(alert, info)
     data = {
         "title": (info.headline or info.event or alert.identifier)[:500],
         "summary": summary[:20000], "kind": KIND_OF_CATEGORY[category], "tlp": ctx.spec.tlp,
@@ -234,16 +233,45 @@ def to_notice(alert: Alert, ctx: Context, source_id: str) -> Notice:
         "severity": _one_of(info.severity, SEVERITIES),
         "urgency": _one_of(info.urgency, URGENCIES),
         "certainty": _one_of(info.certainty, CERTAINTIES),
-        "valid_from": _stix_time(info.effective or info.onset or alert.sent, "valid_from"),
-        "valid_until": _stix_time(info.expires, "expires"),
+        "valid_from": valid_from, "valid_until": valid_until,
         "locations": _locations(info.areas, ctx.option("country", "US")),
         "references": [u for u in info.web if _is_url(u)], "source_id": source_id[:500],
     }
     try:
         notice = schemas.load_bulletin(data, ())
     except ValidationError as exc:
-        raise BadAlert(validation_text(exc)) from None
+        raise BadAlert(_in_cap_words(validation_text(exc))) from None
     return replace(notice, revoked=alert.msg_type == "Cancel")
+
+
+def _validity(alert: Alert, info: Info) -> tuple[str | None, str | None]:
+    """(valid_from, valid_until) from effective (else onset, else sent) and expires.
+
+    Real messages (tsunami cancellations) expire the moment they are sent; a notice needs
+    its end after its start, so such a message is valid for its last second. Expiring
+    before it takes effect is an error, said in CAP's words."""
+    start_text = info.effective or info.onset or alert.sent
+    start_name = "effective" if info.effective else ("onset" if info.onset else "sent")
+    start = cap_time(start_text, start_name) if start_text else None
+    end = cap_time(info.expires, "expires") if info.expires else None
+    if start is not None and end is not None:
+        if end < start:
+            raise BadAlert(f"expires ({info.expires}) must not be before {start_name} "
+                           f"({start_text})")
+        if end == start:
+            start = end - 1_000_000
+    return (timestamps.format_stix(start) if start is not None else None,
+            timestamps.format_stix(end) if end is not None else None)
+
+
+_CAP_WORDS = (("valid_until", "expires"), ("valid_from", "effective"), ("locations", "area"))
+
+
+def _in_cap_words(message: str) -> str:
+    """The bulletin rules' field names as the CAP elements they came from."""
+    for ours, caps in _CAP_WORDS:
+        message = message.replace(ours, caps)
+    return message
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:
@@ -312,9 +340,10 @@ def collect_alerts(ctx: Context, alerts: list[Alert], errors: list[ItemError],
     roots = dict(ctx.cursor.get("roots", {}))  # identifier -> the chain's first identifier
     # root -> [last sent published, revoked, when last published]
     chains = {k: list(v) for k, v in ctx.cursor.get("chains", {}).items()}
-    timed = []
+    timed, skipped = [], 0
     for alert in alerts:
         if alert.status not in statuses or alert.msg_type not in MESSAGE_TYPES:
+            skipped += 1
             continue
         try:
             timed.append((cap_time(alert.sent, "sent"), alert))
@@ -336,7 +365,8 @@ def collect_alerts(ctx: Context, alerts: list[Alert], errors: list[ItemError],
             continue
         roots[alert.identifier] = root
         chains[root] = [sent, alert.msg_type == "Cancel", timestamps.now_us()]
-    return Fetched(list(chosen.values()), errors, fetched, _prune(roots, chains))
+    return Fetched(list(chosen.values()), errors, fetched, _prune(roots, chains),
+                   skipped=skipped)
 
 
 def _root(alert: Alert, roots: dict[str, str]) -> str:

@@ -97,29 +97,61 @@ def _run(services, spec: FeedSpec) -> dict:
     policy = outbound.policy(services.settings)
     context = Context(spec, dict(state.cursor) if state else {},
                       _conditional_get(fetcher_for(spec, policy), state, validators), policy)
-    counts = {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    counts = {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0,
+              "skipped": 0}
     started = timestamps.now_us()
+    kept = _standing(state)
     try:
         rules = relaying.rules_for(services, spec, context.get)
         if rules is not None:
             counts.update(withheld=0, echoes=0)
         fetched = registry.adapter(spec.kind).collect(context)
     except FeedError as exc:
-        _record(engine, spec, started, counts, str(exc), [], None, {}, success=False)
+        _record(engine, spec, started, counts, str(exc), kept, None, {}, success=False)
         return counts
     except Exception as exc:  # an adapter bug must not stop the scheduler
         log.exception("feed %s failed", spec.name)
-        _record(engine, spec, started, counts, f"internal error: {exc}", [], None, {}, False)
+        _record(engine, spec, started, counts, f"internal error: {exc}", kept, None, {}, False)
         return counts
     errors = list(fetched.errors)
     counts["fetched"] = fetched.fetched
     counts["rejected"] = len(fetched.errors)
+    counts["skipped"] = fetched.skipped
     stored_all = _publish_items(services, spec, fetched.items, counts, errors, rules)
-    summary = f"{len(errors)} item(s) rejected" if errors else None
     if not stored_all:  # keep the old cursor and validators: the next run fetches it again
         fetched.cursor, validators = None, {}
-    _record(engine, spec, started, counts, summary, errors, fetched.cursor, validators, True)
+    errors = _still_standing(kept, errors, fetched)
+    summary = f"{len(errors)} item(s) rejected" if errors else None
+    _record(engine, spec, started, counts, summary, errors, fetched.cursor, validators, True,
+            fetched.notes)
     return counts
+
+
+def _standing(state) -> list[ItemError]:
+    return [ItemError(e["item"], e["message"]) for e in (state.errors if state else [])]
+
+
+def _still_standing(kept: list[ItemError], new: list[ItemError], fetched) -> list[ItemError]:
+    """Rejections stay listed until the item changes or an operator clears them
+    (`infoshare feeds clear`): a 304 changes nothing; a whole document fetched again
+    judges every item anew; a source read past a cursor never sends an item twice, so
+    its earlier rejections stay, unless the item was rejected again this run."""
+    if fetched.not_modified:
+        return kept
+    if not fetched.incremental:
+        return new
+    again = {e.item for e in new}
+    return (new + [e for e in kept if e.item not in again])[:MAX_RECORDED_ERRORS]
+
+
+def clear(services, name: str) -> int:
+    """Forget a feed's listed rejections (the operator has seen to them); how many."""
+    with write(services.engine) as conn:
+        state = feed_store.get(conn, name)
+        if state is None:
+            return 0
+        feed_store.save(conn, name, errors=[], last_error=None)
+        return len(state.errors)
 
 
 def _conditional_get(fetcher: Fetcher, state, validators: dict):
@@ -211,10 +243,12 @@ def _ingest(services, spec: FeedSpec, item: StixObjects, counts: dict, errors: l
     count_outcomes(outcomes, counts, errors)
 
 
-def _record(engine, spec, started, counts, error, errors, cursor, validators, success) -> None:
+def _record(engine, spec, started, counts, error, errors, cursor, validators, success,
+            notes=()) -> None:
     values = {"last_run_us": started, "counts": counts, "last_error": error,
               "errors": [{"item": e.item, "message": e.message[:500]}
-                         for e in errors[:MAX_RECORDED_ERRORS]]}
+                         for e in errors[:MAX_RECORDED_ERRORS]],
+              "notes": [n[:500] for n in list(notes)[:MAX_RECORDED_ERRORS]]}
     if success:
         values["last_success_us"] = timestamps.now_us()
         values.update({k: v for k, v in validators.items()})
@@ -257,5 +291,6 @@ def describe(spec: FeedSpec, state, relay: dict | None = None) -> dict:
         "counts": dict(state.counts) if state else {},
         "last_error": state.last_error if state else None,
         "errors": list(state.errors) if state else [],
+        "notes": list(state.notes or []) if state else [],
         **({"relay": relay} if relay is not None else {}),
     }

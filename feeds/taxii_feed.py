@@ -125,7 +125,7 @@ def _collection(ctx: Context) -> Collection:
 
 def _pages(ctx: Context, collection: Collection, positions: _Positions) -> Fetched:
     start = ctx.cursor.get("added_after")
-    result = Fetched(cursor={"added_after": start} if start else None)
+    result = Fetched(cursor={"added_after": start} if start else None, incremental=True)
     added_after, token, page = start, None, 0
     limit = ctx.option("page_size")
     while True:

@@ -714,6 +714,22 @@ def feeds_pin(name) -> None:
     click.echo(json.dumps({"feed": name, "added": added, "retired": retired}))
 
 
+@feeds.command("clear")
+@click.argument("name")
+@with_appcontext
+def feeds_clear(name) -> None:
+    """Forget a feed's listed rejections once you have seen to them; prints how many."""
+    from feeds.runner import clear
+
+    svc = _ready()
+    if not any(f.name == name for f in svc.settings.feeds):
+        raise click.ClickException(f"no feed named {name!r}; see `infoshare feeds list`")
+    cleared = clear(svc, name)
+    with write(svc.engine) as conn:
+        audit.record(conn, "operator", "feed-clear", name, cleared=cleared)
+    click.echo(json.dumps({"feed": name, "cleared": cleared}))
+
+
 @feeds.command("status")
 @with_appcontext
 def feeds_status() -> None:

@@ -144,9 +144,9 @@ def world(tmp_path_factory):
     services.engine.dispose()
 
 
-def counts(fetched=0, created=0, updated=0, unchanged=0, rejected=0) -> dict:
+def counts(fetched=0, created=0, updated=0, unchanged=0, rejected=0, skipped=0) -> dict:
     return {"fetched": fetched, "created": created, "updated": updated,
-            "unchanged": unchanged, "rejected": rejected}
+            "unchanged": unchanged, "rejected": rejected, "skipped": skipped}
 
 
 def test_single_alert_maps_cap_fields_and_reruns_unchanged(world):
@@ -209,7 +209,7 @@ def test_update_is_a_new_version_and_cancel_revokes(world):
 
 def test_exercise_is_counted_not_published_unless_asked(world):
     spec = world.spec("exercise", "cap", "/cap/exercise.xml?noetag")
-    assert world.run(spec) == counts(fetched=1)
+    assert world.run(spec) == counts(fetched=1, skipped=1)
     assert world.notices(spec) == [] and world.status(spec)["errors"] == []
     spec = world.spec("exercise-on", "cap", "/cap/exercise.xml?noetag",
                       statuses=["Actual", "Exercise"])
@@ -290,7 +290,7 @@ def test_nws_geojson(world):
     spec = world.spec("nws", "nws", "/nws/alerts.json?noetag",
                       user_agent="(infoshare.test, soc@infoshare.test)")
     # the flood watch and its update are one chain: only the update is published
-    assert world.run(spec) == counts(fetched=4, created=2)
+    assert world.run(spec) == counts(fetched=4, created=2, skipped=1)
     path, _, headers = world.server.seen[-1]
     assert headers["User-Agent"] == "(infoshare.test, soc@infoshare.test)"
     assert "application/geo+json" in headers["Accept"]
@@ -308,7 +308,72 @@ def test_nws_geojson(world):
     assert 37.5 < place["latitude"] < 39.5 and -99.5 < place["longitude"] < -97.5
     area = place["extensions"][HAZARD_EXTENSION_ID]["areas"][0]
     assert area["polygon"][0] == [37.0, -102.0]
-    assert world.run(spec) == counts(fetched=4, unchanged=2)
+    assert world.run(spec) == counts(fetched=4, unchanged=2, skipped=1)
+
+
+# --- real files ------------------------------------------------------------------------------
+
+def test_an_empty_polygon_falls_back_to_the_geocodes(world):
+    spec = world.spec("nws-zone", "cap", "/cap/nws-empty-polygon.xml?noetag")
+    assert world.run(spec) == counts(fetched=1, created=1)
+    [row] = world.notices(spec)
+    [place] = world.locations(world.stix(row.report_id))
+    [area] = place["extensions"][HAZARD_EXTENSION_ID]["areas"]
+    assert "polygon" not in area
+    assert area["geocodes"] == [{"name": "SAME", "value": "048375"},
+                                {"name": "UGC", "value": "TXZ012"}]
+
+
+def test_expires_equal_to_sent_is_accepted(world):
+    spec = world.spec("tsunami", "cap", "/cap/tsunami-cancel-expires-at-sent.xml?noetag")
+    assert world.run(spec) == counts(fetched=1, created=1), world.status(spec)["errors"]
+    [row] = world.notices(spec)
+    hazard = world.stix(row.report_id)["extensions"][HAZARD_EXTENSION_ID]
+    assert hazard["expires"] == "2024-07-01T10:00:00.000Z"
+
+
+def test_several_alerts_in_one_file_are_read_one_by_one(world):
+    spec = world.spec("several", "cap", "/cap/several.xml?noetag")
+    assert world.run(spec) == counts(fetched=3, created=1, rejected=1, skipped=1)
+    assert [r.source_id for r in world.notices(spec)] == ["MULTI-1"]
+    [error] = world.status(spec)["errors"]
+    assert error["item"] == "MULTI-3" and "lat,lon" in error["message"]
+
+
+@pytest.mark.parametrize("served_as", ["text/plain", "application/octet-stream",
+                                       "application/vnd.example.alerts"])
+def test_xml_served_as_another_type_is_read_and_noted(world, served_as):
+    name = "typed-" + served_as.rsplit("/", 1)[-1].replace(".", "-")
+    spec = world.spec(name, "cap", f"/cap/alert.xml?noetag&type={served_as}")
+    assert world.run(spec) == counts(fetched=1, created=1)
+    assert any(served_as in note for note in world.status(spec)["notes"])
+
+
+def test_not_xml_under_another_type_is_still_refused(world):
+    spec = world.spec("typed-json", "cap", "/nws/alerts.json?noetag&type=text/plain")
+    assert world.run(spec) == counts()
+    assert "not well-formed XML" in world.status(spec)["last_error"]
+
+
+def test_rejections_stay_until_the_item_changes_or_an_operator_clears_them(world, tmp_path):
+    world.server.live["sticky.xml"] = "cap/several.xml"
+    spec = world.spec("sticky", "cap", "/live/sticky.xml")
+    assert world.run(spec)["rejected"] == 1
+    assert world.run(spec) == counts()  # 304
+    state = world.status(spec)
+    assert [e["item"] for e in state["errors"]] == ["MULTI-3"]
+    assert state["last_error"] == "1 item(s) rejected"
+    config = tmp_path / "sticky.toml"
+    config.write_text(f'[[feeds]]\nname = "sticky"\nkind = "cap"\n'
+                      f'url = "{world.server.base}/live/sticky.xml"\ninterval = 600\n')
+    env = service_env(world.data, INFOSHARE_CONFIG=str(config))
+    assert json.loads(cli(env, "feeds", "clear", "sticky").stdout) == {
+        "feed": "sticky", "cleared": 1}
+    state = world.status(spec)
+    assert state["errors"] == [] and state["last_error"] is None
+    # A rejection of an item that later changes goes away with the change.
+    world.server.live["sticky.xml"] = "cap/circle.xml"
+    assert world.run(spec)["created"] == 1 and world.status(spec)["errors"] == []
 
 
 def test_cli_feeds_run(world, tmp_path):
@@ -348,7 +413,7 @@ def collect(world, documents: list[bytes], cursor: dict | None = None):
     ("<info><event>x</event><area><areaDesc>A</areaDesc><polygon>-102.0,37.0 -102.0,40.0 "
      "-94.6,40.0 -102.0,37.0</polygon></area></info>", "latitude must be between -90 and 90"),
     ("<info><event>x</event><effective>2024-05-01T10:00:00Z</effective>"
-     "<expires>2024-05-01T09:00:00Z</expires></info>", "valid_until must be after valid_from"),
+     "<expires>2024-05-01T09:00:00Z</expires></info>", "must not be before effective"),
     ("<info><event>x</event><expires>2024-05-01T19:00:00</expires></info>",
      "has no time zone offset"),
     ("", "has no <info>"),

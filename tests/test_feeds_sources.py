@@ -37,7 +37,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 STIX = "application/stix+json;version=2.1"
 TAXII = "application/taxii+json;version=2.1"
 SUBMISSIONS = "f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a04"
-ZERO = {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+ZERO = {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0, "skipped": 0}
 
 
 def counts(**values: int) -> dict:

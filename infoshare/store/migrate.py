@@ -180,10 +180,17 @@ def _relay_provenance(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
+def _feed_notes(conn: Connection) -> None:
+    """feed_state.notes: what a run saw worth an operator's look, short of an error."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("feed_state")}
+    if "notes" not in columns:
+        conn.execute(sa.text("ALTER TABLE feed_state ADD COLUMN notes JSON"))
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
-              _delivery_holder, _relay_provenance)
+              _delivery_holder, _relay_provenance, _feed_notes)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

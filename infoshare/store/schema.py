@@ -332,5 +332,6 @@ feed_state = sa.Table(
     sa.Column("last_success_us", sa.BigInteger),
     sa.Column("counts", sa.JSON, nullable=False, default=dict),
     sa.Column("last_error", sa.String(2000)),
-    sa.Column("errors", sa.JSON, nullable=False, default=list),  # offending items, last run
+    sa.Column("errors", sa.JSON, nullable=False, default=list),  # offending items, standing
+    sa.Column("notes", sa.JSON),  # what the last run saw worth a look (a content type)
 )
