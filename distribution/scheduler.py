@@ -19,7 +19,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feeds.runner import FeedBusy, holder, run_feed
+from infoshare.store import feeds as feed_store
 from infoshare.store import leases
+from infoshare.store.engine import read
 
 from .delivery import Sender
 
@@ -75,14 +77,17 @@ class Jobs:
         self.leading = leader
 
     def _schedule_feeds(self) -> None:
+        with read(self.services.engine) as conn:
+            states = feed_store.all_rows(conn)
         for spec in self.services.settings.feeds:
             if not spec.enabled:
                 continue
             trigger = (CronTrigger.from_crontab(spec.cron) if spec.cron
                        else IntervalTrigger(seconds=spec.interval_seconds))
+            first = {} if spec.cron else {"next_run_time": _first_run(spec, states.get(spec.name))}
             self.scheduler.add_job(self._feed, trigger, args=[spec], id=f"feed:{spec.name}",
-                                   max_instances=1, coalesce=True, next_run_time=_now(),
-                                   replace_existing=True)
+                                   max_instances=1, coalesce=True, replace_existing=True,
+                                   **first)
         log.info("this worker now runs the feeds")
 
     def _unschedule_feeds(self) -> None:
@@ -103,6 +108,17 @@ class Jobs:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _first_run(spec, state) -> datetime:
+    """When an interval feed first runs in this process: at once if it never ran (or ran
+    more than its interval ago), else when its interval is up, so a restart (a deploy, a
+    crash, a new leader) does not fetch every source again. Cron feeds follow their
+    expression."""
+    if state is None or not state.last_run_us:
+        return _now()
+    due = datetime.fromtimestamp(state.last_run_us / 1e6 + spec.interval_seconds, UTC)
+    return max(due, _now())
 
 
 _jobs: list[Jobs] = []

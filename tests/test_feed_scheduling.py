@@ -67,3 +67,32 @@ tlp = "green"
     status = [json.loads(line) for line in cli(env, "feeds", "status").stdout.splitlines()]
     assert status[0]["name"] == "blocklist" and status[0]["last_success"]
     assert status[0]["counts"]["fetched"] == 2
+
+
+def test_a_restart_does_not_run_a_feed_before_its_interval(tmp_path, source):
+    """A service that restarts (a deploy, a crash) must not hit every source at once: a
+    feed that ran less than its interval ago waits for the rest of it."""
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'''
+[[feeds]]
+name = "hourly"
+kind = "csv"
+url = "{source.url}"
+interval = 3600
+''')
+    env = service_env(tmp_path / "data", INFOSHARE_CONFIG=str(config),
+                      INFOSHARE_OUTBOUND_ALLOW_HOSTS="127.0.0.1")
+    server = LiveServer(env, workers=1)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not source.hits:
+            time.sleep(0.2)
+        assert len(source.hits) == 1, "a feed that never ran runs at start"
+    finally:
+        server.stop()
+    server = LiveServer(env, workers=1)
+    try:
+        time.sleep(6)  # the leader lease is taken and feeds scheduled within ~1 s
+    finally:
+        server.stop()
+    assert len(source.hits) == 1, "the restart ran the feed again before its hour"
