@@ -3,7 +3,9 @@ link to alerts (each fetched in turn) or embed them.
 
 Options: `max_alerts` (default 500) bounds the entries read per run, so a runaway index
 cannot hold the feed for hours; `statuses` (default ["Actual"]) says which CAP statuses
-are published; `country` (default "US") places areas described only by geocodes.
+are published; `country` places areas described only by geocodes that do not say a country
+themselves (SAME, FIPS and UGC say US; CAP-CP locations Canada; EMMA_ID and NUTS codes
+theirs): no country is ever assumed.
 
 All XML is parsed with defusedxml and any DTD is refused: a source never makes the
 service read a local file, call another host or expand entities. A refused or unreadable

@@ -77,6 +77,10 @@ class Info:
     expires: str = ""
     web: tuple[str, ...] = ()
     areas: tuple[Area, ...] = ()
+    sender_name: str = ""
+    response_types: tuple[str, ...] = ()
+    event_codes: tuple[tuple[str, str], ...] = ()  # (valueName, value)
+    parameters: tuple[tuple[str, str], ...] = ()  # VTEC, NWSheadline, CMAMtext, ...
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,20 @@ def _info_from_xml(info: Element) -> Info:
         certainty=_text(info, "certainty"), effective=_text(info, "effective"),
         onset=_text(info, "onset"), expires=_text(info, "expires"),
         web=tuple(w for w in [_text(info, "web")] if w),
-        areas=tuple(_area_from_xml(a) for a in _all(info, "area")))
+        areas=tuple(_area_from_xml(a) for a in _all(info, "area")),
+        sender_name=_text(info, "senderName"),
+        response_types=tuple(t for t in (_own_text(r) for r in _all(info, "responseType")) if t),
+        event_codes=_pairs(info, "eventCode"), parameters=_pairs(info, "parameter"))
+
+
+def _own_text(elem: Element) -> str:
+    return (elem.text or "").strip()
+
+
+def _pairs(elem: Element, name: str) -> tuple[tuple[str, str], ...]:
+    """Every <name><valueName/><value/></name> of an element, in order."""
+    found = ((_text(e, "valueName"), _text(e, "value")) for e in _all(elem, name))
+    return tuple((n, v) for n, v in found if n)
 
 
 def _area_from_xml(area: Element) -> Area:
@@ -223,7 +240,7 @@ def to_notice(alert: Alert, ctx: Context, source_id: str) -> Notice:
             raise BadAlert("the alert has no <info>")
         info = Info(event=f"Cancelled alert {source_id}")
     category = info.category if info.category in CAP_CATEGORIES else "Other"
-    summary = "\n\n".join(t for t in (info.description, info.instruction) if t)
+    summary = "\n\n".join(plain(t) for t in (info.description, info.instruction) if t)
     sectors = list(ctx.spec.sectors) or "all"
     valid_from, valid_until = _validity(alert, info)
     data = {
@@ -234,14 +251,43 @@ def to_notice(alert: Alert, ctx: Context, source_id: str) -> Notice:
         "urgency": _one_of(info.urgency, URGENCIES),
         "certainty": _one_of(info.certainty, CERTAINTIES),
         "valid_from": valid_from, "valid_until": valid_until,
-        "locations": _locations(info.areas, ctx.option("country", "US")),
+        "locations": _locations(info.areas, ctx.option("country")),
         "references": [u for u in info.web if _is_url(u)], "source_id": source_id[:500],
     }
     try:
         notice = schemas.load_bulletin(data, ())
     except ValidationError as exc:
         raise BadAlert(_in_cap_words(validation_text(exc))) from None
-    return replace(notice, revoked=alert.msg_type == "Cancel")
+    sent = cap_time(alert.sent, "sent") if alert.sent else None
+    return replace(notice, revoked=alert.msg_type == "Cancel",
+                   published=timestamps.format_stix(sent) if sent is not None else None,
+                   extra={"hazard": _facts(info)})
+
+
+def _facts(info: Info) -> dict:
+    """What the alert states beyond a bulletin's fields, for the hazard extension."""
+    def pairs(items):
+        return [{"name": n, "value": v} for n, v in items]
+    onset = cap_time(info.onset, "onset") if info.onset else None
+    return {
+        "event": info.event, "event_codes": pairs(info.event_codes),
+        "sender_name": info.sender_name,
+        "onset": timestamps.format_stix(onset) if onset is not None else None,
+        "response_types": list(info.response_types),
+        "instruction": plain(info.instruction) if info.instruction else None,
+        "web": info.web[0] if info.web else None, "parameters": pairs(info.parameters),
+    }
+
+
+def plain(text: str) -> str:
+    """Text as written, without the XML's indentation: each line stripped, paragraphs
+    (blank lines) kept, runs of blank lines made one."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out)
 
 
 def _validity(alert: Alert, info: Info) -> tuple[str | None, str | None]:
@@ -286,27 +332,48 @@ def _is_url(value: str) -> bool:
     return True
 
 
-def _locations(areas: Iterable[Area], country: str) -> list[dict]:
-    """One location per polygon and per circle; an area with neither is placed by its
-    geocodes and the feed's country. Names are unique: the converter keys locations by
-    name. Repeated geocode names (SAME 020001, SAME 020003) are joined with spaces, the
-    form the bulletin's name -> value map can hold."""
+def _locations(areas: Iterable[Area], country: str | None) -> list[dict]:
+    """One location per polygon and per circle (kept as a circle: centre and radius); an
+    area with neither is placed by its geocodes' country (SAME, FIPS and UGC codes are
+    US, CAP-CP locations Canada, EMMA_ID and NUTS codes start with it), else the feed's
+    `country` option; never a country nobody stated. Names are unique: the converter
+    keys locations by name. Repeated geocode names (SAME 020001, SAME 020003) are joined
+    with spaces, the form the bulletin's name -> value map can hold."""
     out: list[dict] = []
     for area in areas:
         codes: dict[str, str] = {}
         for name, value in area.geocodes:
             codes[name] = f"{codes[name]} {value}" if name in codes else value
+        stated = geocode_country(area.geocodes) or country
         places = [{"polygon": [list(p) for p in polygon]} for polygon in area.polygons]
-        places += [{"lat": lat, "lon": lon, "suffix": f"circle, radius {radius:g} km"}
+        places += [{"lat": lat, "lon": lon, "radius_km": radius,
+                    "suffix": f"circle, radius {radius:g} km"}
                    for lat, lon, radius in area.circles]
         if not places:
-            places = [{"country": country}]
+            places = [{}]
+        if stated:
+            places = [{**place, "country": stated} for place in places]
         places[0]["geocodes"] = codes
         for place in places:
             suffix = place.pop("suffix", "")
             out.append({"name": _unique(f"{area.desc} ({suffix})" if suffix else area.desc,
                                         out), **place})
     return out
+
+
+US_GEOCODES = frozenset({"SAME", "FIPS6", "FIPS", "UGC"})
+
+
+def geocode_country(geocodes: Iterable[tuple[str, str]]) -> str | None:
+    """The ISO country a geocode system says, where it says one."""
+    for name, value in geocodes:
+        if name in US_GEOCODES:
+            return "US"
+        if name.startswith("profile:CAP-CP:Location"):
+            return "CA"
+        if (name == "EMMA_ID" or name.startswith("NUTS")) and value[:2].isalpha():
+            return value[:2].upper()
+    return None
 
 
 def _unique(name: str, taken: list[dict]) -> str:

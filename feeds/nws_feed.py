@@ -6,7 +6,7 @@ set the common option, e.g. user_agent = "(infoshare.example.org, soc@example.or
 default is feeds/http.py's "infoshare-feeds/1 (...)", which works but names no contact.
 
 Options as for cap: `max_alerts` (default 500), `statuses` (default ["Actual"]), `country`
-(default "US", for alerts without geometry, placed by their SAME/UGC geocodes). GeoJSON
+(for alerts without geometry whose geocodes do not name one; NWS's SAME/UGC codes do). GeoJSON
 positions are (lon, lat); they become the (lat, lon) vertices CAP and LocationSpec use.
 Everything after reading a feature is feeds/cap_parse.py, the same code as the cap feed.
 """
@@ -73,18 +73,26 @@ def alert_from_feature(feature) -> Alert:
         description=text("description"), instruction=text("instruction"),
         urgency=text("urgency"), severity=text("severity"), certainty=text("certainty"),
         effective=text("effective"), onset=text("onset"), expires=text("expires"),
-        web=tuple(w for w in (text("web"), text("@id")) if w), areas=(area,))
+        web=tuple(w for w in (text("web"), text("@id")) if w), areas=(area,),
+        sender_name=text("senderName"),
+        response_types=tuple(r for r in [text("response")] if r),
+        event_codes=_named_lists(properties.get("eventCode")),
+        parameters=_named_lists(properties.get("parameters")))
     return Alert(identifier, text("sent"), text("status"), text("messageType"),
                  tuple((str(r.get("sender", "")), str(r.get("identifier", "")),
                         str(r.get("sent", ""))) for r in references if r.get("identifier")),
                  info)
 
 
-def _geocodes(geocode) -> tuple[tuple[str, str], ...]:
-    if not isinstance(geocode, dict):
+def _named_lists(named) -> tuple[tuple[str, str], ...]:
+    """NWS writes CAP's repeated (valueName, value) pairs as {name: [values]}."""
+    if not isinstance(named, dict):
         return ()
-    return tuple((str(name), str(value)) for name, values in geocode.items()
+    return tuple((str(name), str(value)) for name, values in named.items()
                  if isinstance(values, list) for value in values if value)
+
+
+_geocodes = _named_lists
 
 
 def _polygons(geometry) -> tuple[tuple[tuple[float, float], ...], ...]:

@@ -39,6 +39,7 @@ class LocationSpec:
     # Polygon vertices as (lat, lon); closed or not. The point is its centroid.
     polygon: tuple[tuple[float, float], ...] = ()
     geocodes: tuple[tuple[str, str], ...] = ()  # (name, value), e.g. ("SAME", "006037")
+    radius_km: float | None = None  # a circle: (latitude, longitude) is its centre
 
 
 @dataclass(frozen=True)
@@ -70,4 +71,9 @@ class Notice:
     org: str = ""
     source_id: str | None = None  # the source's own id: same id, same STIX ids
     revoked: bool = False
-    extra: dict = field(default_factory=dict, compare=False)  # source-specific facts
+    # When the source issued it (CAP sent, KEV dateAdded, RSS pubDate): the report's
+    # `published`. None: when the service first published it.
+    published: str | None = None
+    # Facts a source states beyond a bulletin's fields, carried in the hazard extension
+    # (CAP: event, eventCode, senderName, onset, parameters, responseType, instruction, web).
+    extra: dict = field(default_factory=dict, compare=False)

@@ -107,6 +107,8 @@ class LocationSchema(Schema):
     geocodes = fields.Dict(keys=fields.String(validate=validate.Length(max=100)),
                            values=fields.String(validate=validate.Length(max=500)),
                            load_default=dict, validate=_at_most("geocodes"))
+    radius_km = fields.Float(load_default=None, validate=validate.Range(
+        min=0, max=20000, error="radius_km must be between 0 and 20000"))
 
     @validates("polygon")
     def _ring(self, value, **kwargs):
@@ -118,6 +120,9 @@ class LocationSchema(Schema):
         has_point = data.get("latitude") is not None and data.get("longitude") is not None
         if (data.get("latitude") is None) != (data.get("longitude") is None):
             raise ValidationError("give lat and lon together", "lat")
+        if data.get("radius_km") is not None and not has_point:
+            raise ValidationError("a radius needs the circle's centre in lat and lon",
+                                  "radius_km")
         if not (has_point or data.get("country") or data.get("polygon")):
             raise ValidationError("a location needs lat and lon, a country or a polygon",
                                   "name")
@@ -128,7 +133,8 @@ class LocationSchema(Schema):
             name=data["name"], latitude=data.get("latitude"), longitude=data.get("longitude"),
             country=data.get("country"), administrative_area=data.get("administrative_area"),
             polygon=tuple((p[0], p[1]) for p in data.get("polygon", [])),
-            geocodes=tuple(sorted(data.get("geocodes", {}).items())))
+            geocodes=tuple(sorted(data.get("geocodes", {}).items())),
+            radius_km=data.get("radius_km"))
 
 
 def _sectors(value) -> None:
@@ -244,7 +250,8 @@ def dump_notice(notice: notices.Notice) -> dict:
 def _dump_location(loc: notices.LocationSpec) -> dict:
     out = {"name": loc.name, "lat": loc.latitude, "lon": loc.longitude, "country": loc.country,
            "administrative_area": loc.administrative_area,
-           "polygon": [list(p) for p in loc.polygon], "geocodes": dict(loc.geocodes)}
+           "polygon": [list(p) for p in loc.polygon], "geocodes": dict(loc.geocodes),
+           "radius_km": loc.radius_km}
     return {k: v for k, v in out.items() if v not in (None, [], {})}
 
 

@@ -324,6 +324,63 @@ def test_an_empty_polygon_falls_back_to_the_geocodes(world):
                                 {"name": "UGC", "value": "TXZ012"}]
 
 
+def test_every_cap_fact_travels_in_the_hazard_extension(world):
+    spec = world.spec("nws-facts", "cap", "/cap/nws-empty-polygon.xml?noetag")
+    world.run(spec)
+    [row] = world.notices(spec)
+    report = world.stix(row.report_id)
+    hazard = report["extensions"][HAZARD_EXTENSION_ID]
+    assert hazard["event"] == "Winter Storm Warning"
+    assert hazard["sender_name"] == "NWS Amarillo TX"
+    assert hazard["onset"] == "2024-12-11T00:00:00.000Z"
+    assert hazard["response_types"] == ["Prepare"]
+    assert hazard["event_codes"] == [{"name": "SAME", "value": "WSW"},
+                                     {"name": "NationalWeatherService", "value": "WSW"}]
+    assert {"name": "VTEC", "value": "/O.NEW.KAMA.WS.W.0004.241211T0000Z-241211T1200Z/"} \
+        in hazard["parameters"]
+    assert [p["name"] for p in hazard["parameters"]] == ["NWSheadline", "VTEC", "CMAMtext"]
+    assert hazard["instruction"] == "Travel should be restricted to emergencies only."
+    assert hazard["web"] == "http://www.weather.gov"
+    # The source's time, not the time of ingestion; the description without indentation.
+    assert report["published"] == "2024-12-10T09:12:00.000Z"
+    assert report["description"].startswith(
+        "* WHAT...Heavy snow expected.\nTotal snow accumulations of 6 to 10 inches.\n\n"
+        "* WHERE...Potter County.")
+    [place] = world.locations(report)
+    assert place["country"] == "US"  # from the SAME and UGC codes
+    [note] = [world.stix(i) for i in report["object_refs"] if i.startswith("note--")]
+    assert "Parameters: NWSheadline WINTER STORM WARNING IN EFFECT" in note["content"]
+    for obj in [report, place, note]:
+        validate.check(obj)
+
+
+def test_a_circle_stays_a_circle(world):
+    spec = world.spec("circle-kept", "cap", "/cap/circle.xml?noetag")
+    world.run(spec)
+    [row] = world.notices(spec)
+    places = {p["name"]: p for p in world.locations(world.stix(row.report_id))}
+    circle = places["Plant perimeter (circle, radius 5 km)"]
+    assert circle["precision"] == 5000.0  # metres, STIX's radius of a point
+    [area] = circle["extensions"][HAZARD_EXTENSION_ID]["areas"]
+    assert area["circle"] == {"center": [37.69, -97.34], "radius_km": 5.0}
+
+
+def test_no_country_is_assumed(world):
+    info = ("<info><category>Met</category><event>Storm</event><area><areaDesc>Somewhere"
+            "</areaDesc><geocode><valueName>ZONE</valueName><value>17</value></geocode>"
+            "</area></info>")
+    fetched = collect(world, [cap_xml("NOWHERE-1", info=info)])
+    [error] = fetched.errors
+    assert error.item == "NOWHERE-1" and "country" in error.message
+    assert "area" in error.message and "locations" not in error.message
+    spec = world.spec("unit-ca", "cap", "/unused", country="CA")
+    from feeds.base import Context
+    ctx = Context(spec, {}, get=None)
+    alert = cap_parse.alert_from_xml(cap_parse.parse_xml(cap_xml("NOWHERE-2", info=info)))
+    [notice] = cap_parse.collect_alerts(ctx, [alert], [], 1).items
+    assert notice.locations[0].country == "CA"
+
+
 def test_expires_equal_to_sent_is_accepted(world):
     spec = world.spec("tsunami", "cap", "/cap/tsunami-cancel-expires-at-sent.xml?noetag")
     assert world.run(spec) == counts(fetched=1, created=1), world.status(spec)["errors"]

@@ -99,7 +99,8 @@ def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = 
         b.make("note", "note", "hazard", abstract=notes.abstract(notice.title, facts),
                content=notes.content(facts), object_refs=[report["id"]])
     refs = [o["id"] for o in b.objects if o is not report] + sector_refs
-    report.update(_report_properties(notice, b.first_published, refs, facts))
+    report.update(_report_properties(notice, notice.published or b.first_published, refs,
+                                     facts))
     return b.objects
 
 
@@ -155,21 +156,35 @@ def _report_properties(notice: Notice, first_published: str, refs: list[str],
     return {k: v for k, v in properties.items() if v not in (None, [], "")}
 
 
+# The source's own facts (Notice.extra["hazard"]) the extension carries, in this order.
+SOURCE_FACTS = ("event", "event_codes", "sender_name", "onset", "response_types",
+                "instruction", "web", "parameters")
+
+
 def _hazard(notice: Notice) -> dict:
+    source = notice.extra.get("hazard", {})
     facts = {
         "extension_type": "property-extension", "kind": notice.kind,
         "category": notice.category, "urgency": notice.urgency, "severity": notice.severity,
         "certainty": notice.certainty, "effective": notice.valid_from,
         "expires": notice.valid_until,
-        "areas": [_area(spec) for spec in notice.locations if spec.polygon or spec.geocodes],
+        **{key: source.get(key) for key in SOURCE_FACTS},
+        "areas": [_area(spec) for spec in notice.locations if _is_area(spec)],
     }
-    return {k: v for k, v in facts.items() if v not in (None, [])}
+    return {k: v for k, v in facts.items() if v not in (None, [], "")}
+
+
+def _is_area(spec: LocationSpec) -> bool:
+    return bool(spec.polygon or spec.geocodes or spec.radius_km is not None)
 
 
 def _area(spec: LocationSpec) -> dict:
     area: dict = {"name": spec.name}
     if spec.polygon:
         area["polygon"] = [[lat, lon] for lat, lon in spec.polygon]
+    if spec.radius_km is not None:
+        area["circle"] = {"center": [spec.latitude, spec.longitude],
+                          "radius_km": spec.radius_km}
     if spec.geocodes:
         area["geocodes"] = [{"name": n, "value": v} for n, v in spec.geocodes]
     return area
@@ -202,11 +217,12 @@ def _location(b: _Builder, spec: LocationSpec) -> dict:
     if spec.polygon and latitude is None:
         latitude, longitude = centroid(spec.polygon)
     hazard = {}
-    if spec.polygon or spec.geocodes:
+    if _is_area(spec):
         hazard = {definitions.HAZARD_EXTENSION_ID: {"extension_type": "property-extension",
                                                     "areas": [_area(spec)]}}
+    precision = spec.radius_km * 1000 if spec.radius_km is not None else None  # metres
     return b.make("location", "location", spec.name, name=spec.name,
-                  latitude=_round(latitude), longitude=_round(longitude),
+                  latitude=_round(latitude), longitude=_round(longitude), precision=precision,
                   country=spec.country, administrative_area=spec.administrative_area,
                   extensions=hazard)
 

@@ -39,14 +39,17 @@ def identity(name: str, ids: IdSpace, contact: str = "") -> dict:
 # is fixed and public (this module), and their first, signed versions were replaced by
 # these unsigned ones dated EXTENSIONS_UNSIGNED.
 EXTENSIONS_UNSIGNED = "2026-11-30T00:00:00.000Z"
+# The hazard extension's schema grew the source's own CAP facts and circles.
+HAZARD_REVISED = "2026-11-30T12:00:00.000Z"
 
 
-def _extension(ext_id: str, name: str, description: str, schema: str, ids: IdSpace) -> dict:
+def _extension(ext_id: str, name: str, description: str, schema: str, ids: IdSpace,
+               modified: str = EXTENSIONS_UNSIGNED, version: str = "1.0.0") -> dict:
     return {
         "type": "extension-definition", "spec_version": "2.1", "id": ext_id,
-        "created": DEFINED, "modified": EXTENSIONS_UNSIGNED,
+        "created": DEFINED, "modified": modified,
         "created_by_ref": ids.identity_id(),
-        "name": name, "description": description, "schema": schema, "version": "1.0.0",
+        "name": name, "description": description, "schema": schema, "version": version,
         "extension_types": ["property-extension"],
     }
 
@@ -61,8 +64,11 @@ SIGNATURE_SCHEMA = (
 HAZARD_SCHEMA = (
     "Property extension carrying CAP 1.2 hazard facts: kind (cyber, physical, natural, "
     "technological, health), category, urgency, severity, certainty (CAP vocabularies), "
-    "effective and expires (STIX timestamps), areas: a list of {name, polygon: [[lat, lon], "
-    "...], geocodes: [{name, value}]}."
+    "effective, onset and expires (STIX timestamps); from the source, where it states "
+    "them: event, event_codes and parameters ([{name, value}], every CAP eventCode and "
+    "parameter: VTEC, NWSheadline, CMAMtext, ...), sender_name, response_types, "
+    "instruction, web; areas: a list of {name, polygon: [[lat, lon], ...], circle: "
+    "{center: [lat, lon], radius_km}, geocodes: [{name, value}]}."
 )
 SECTOR_SCHEMA = (
     "Property extension on a sector identity with sector_code: one of the 16 US critical "
@@ -79,7 +85,8 @@ def extension_definitions(ids: IdSpace) -> list[dict]:
                    "Ed25519 detached JWS over the object's RFC 8785 form.", SIGNATURE_SCHEMA,
                    ids),
         _extension(HAZARD_EXTENSION_ID, "infoshare hazard",
-                   "Hazard facts from CAP alerts and bulletins.", HAZARD_SCHEMA, ids),
+                   "Hazard facts from CAP alerts and bulletins.", HAZARD_SCHEMA, ids,
+                   HAZARD_REVISED, "1.1.0"),
         _extension(SECTOR_EXTENSION_ID, "infoshare sector",
                    "The exact critical-infrastructure sector code.", SECTOR_SCHEMA, ids),
     ]

@@ -37,7 +37,10 @@ def content(facts: Mapping) -> str:
     for area in facts.get("areas", ()):
         lines.append(f"Area: {area.get('name', '')}")
         lines += [f"  {_label(key)}: {_text(value)}" for key, value in area.items()
-                  if key not in {"name", "polygon", "geocodes"}]
+                  if key not in {"name", "polygon", "geocodes", "circle"}]
+        if area.get("circle"):
+            (lat, lon), radius = area["circle"]["center"], area["circle"]["radius_km"]
+            lines.append(f"  Circle: centre {lat} {lon}, radius {radius:g} km")
         if area.get("geocodes"):
             lines.append("  Geocodes: " + "; ".join(f"{g['name']} {g['value']}"
                                                    for g in area["geocodes"]))
@@ -52,6 +55,8 @@ def _label(key: str) -> str:
 
 
 def _text(value: object) -> str:
+    if isinstance(value, Mapping) and set(value) == {"name", "value"}:
+        return f"{value['name']} {value['value']}"
     if isinstance(value, Mapping):
         return "; ".join(f"{k} {_text(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
