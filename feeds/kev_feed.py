@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 from marshmallow import ValidationError
 from marshmallow.validate import URL
@@ -81,7 +82,23 @@ def _notice(spec: FeedSpec, entry: object) -> Notice:
     }
     if added:  # the catalog gives a date; STIX wants a timestamp
         bulletin["valid_from"] = added if "T" in added else f"{added}T00:00:00Z"
-    return schemas.load_bulletin(bulletin, ())
+    notice = schemas.load_bulletin(bulletin, ())
+    return replace(notice, published=notice.valid_from, extra={"kev": {cve: _facts(entry)}})
+
+
+def _facts(entry: Mapping) -> dict:
+    """The catalog's facts about the CVE, for the vulnerability object itself."""
+    cwes = entry.get("cwes")
+    return {
+        "description": _text(entry, "shortDescription") or None,
+        "vendor_project": _text(entry, "vendorProject"), "product": _text(entry, "product"),
+        "date_added": _text(entry, "dateAdded"), "due_date": _text(entry, "dueDate"),
+        "required_action": _text(entry, "requiredAction"),
+        "known_ransomware_campaign_use": _text(entry, "knownRansomwareCampaignUse"),
+        "notes": _text(entry, "notes"),
+        "cwes": [c for c in cwes if isinstance(c, str) and c.startswith("CWE-")]
+        if isinstance(cwes, list) else [],
+    }
 
 
 def _summary(entry: Mapping, ransomware: str) -> str:

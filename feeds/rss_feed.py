@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from html.parser import HTMLParser
 from xml.etree.ElementTree import ParseError
 
@@ -80,7 +81,8 @@ def _notice(spec: FeedSpec, entry: Mapping) -> Notice:
     when = entry.get("published_parsed") or entry.get("updated_parsed")
     if when:
         bulletin["valid_from"] = timestamps.format_stix(calendar.timegm(when) * 1_000_000)
-    return schemas.load_bulletin(bulletin, ())
+    notice = schemas.load_bulletin(bulletin, ())
+    return replace(notice, published=notice.valid_from)  # the item's own date
 
 
 def _content(entry: Mapping) -> str:

@@ -25,6 +25,7 @@ from feeds import runner
 from infoshare.app import create_app
 from infoshare.server import prepare
 from infoshare.settings import load_settings
+from infoshare.stix.definitions import KEV_EXTENSION_ID
 from infoshare.store import feeds as feed_store
 from infoshare.store import notices as notice_store
 from infoshare.store.engine import read
@@ -177,6 +178,16 @@ def test_kev_catalog_one_notice_per_entry_and_bad_entry_reported(source, harness
     assert (relation["relationship_type"], relation["source_ref"], relation["target_ref"]) == (
         "mitigates", action["id"], vuln["id"])
     assert vuln["name"] == "CVE-2023-4966"
+    # The vulnerability itself carries the entry: its description, CWEs and the catalog's
+    # facts; the report is dated when the catalog added it.
+    assert vuln["description"].startswith("Citrix NetScaler ADC")
+    assert {"source_name": "cwe", "external_id": "CWE-119"} in vuln["external_references"]
+    kev = vuln["extensions"][KEV_EXTENSION_ID]
+    assert (kev["vendor_project"], kev["date_added"], kev["due_date"],
+            kev["known_ransomware_campaign_use"]) == ("Citrix", "2023-10-18", "2023-11-08",
+                                                      "Known")
+    assert kev["required_action"] == "Apply updates per vendor instructions."
+    assert report["published"] == "2023-10-18T00:00:00.000Z"
     assert action["description"] == "Apply updates per vendor instructions. (due 2023-11-08)"
     assert report["name"].startswith("Citrix NetScaler ADC")
     assert {"kev", "known-ransomware-use", "cyber"} <= set(report["labels"])
@@ -220,7 +231,8 @@ def test_kev_rerun_is_304_then_unchanged_then_new_versions(source, harness):
                                                      "Weaknesses: CWE-77.\n\n"
                                                      "Known ransomware campaign use: Unknown.")
     assert harness.versions(changed["report"]["id"]) == 2
-    assert harness.versions(changed["vulnerability"]["id"]) == 1  # content unchanged
+    assert changed["vulnerability"]["description"].endswith("Exploited since March.")
+    assert harness.versions(changed["vulnerability"]["id"]) == 2  # the entry changed
 
 
 def test_kev_missing_fields_and_sectors_and_tlp(source, harness):
@@ -366,6 +378,7 @@ def test_rss_entries_become_notices(source, harness):
     assert {"source_name": "reference", "url": "https://advisories.example.com/adv-2025-001"
             } in report["external_references"]
     assert next(iter(report["extensions"].values()))["effective"] == "2025-01-14T10:00:00.000Z"
+    assert report["published"] == "2025-01-14T10:00:00.000Z"  # pubDate, not ingestion
     plain = harness.notice_objects("rss", "adv-2025-002")
     assert [o["type"] for o in plain] == ["report"]
 

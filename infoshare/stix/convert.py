@@ -83,9 +83,7 @@ def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = 
     b = _Builder(notice, stamp, ids, space or ids)
     report = b.make("report", "report", "report", name=notice.title)  # placeholder, refs below
     indicators = [_indicator(b, spec) for spec in notice.indicators]
-    vulnerabilities = [b.make("vulnerability", "vulnerability", cve, name=cve,
-                              external_references=[{"source_name": "cve", "external_id": cve}])
-                       for cve in notice.vulnerabilities]
+    vulnerabilities = [_vulnerability(b, cve) for cve in notice.vulnerabilities]
     for spec in notice.locations:
         _location(b, spec)
     mitigations = [b.make("course-of-action", "mitigation", text, name=_title(text),
@@ -107,6 +105,21 @@ def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = 
 def is_hazard(notice: Notice) -> bool:
     """Hazards (everything but cyber) state their CAP facts in standard STIX too."""
     return notice.kind != "cyber"
+
+
+def _vulnerability(b: _Builder, cve: str) -> dict:
+    """A CVE; with what a catalog states of it (Notice.extra["kev"][cve]): its description,
+    its CWEs as references, and the catalog's facts in the KEV extension, so a changed
+    catalog entry is a new version of the vulnerability itself."""
+    facts = dict(b.notice.extra.get("kev", {}).get(cve, {}))
+    description = facts.pop("description", None)
+    references = [{"source_name": "cve", "external_id": cve}]
+    references += [{"source_name": "cwe", "external_id": cwe} for cwe in facts.pop("cwes", [])]
+    facts = {k: v for k, v in facts.items() if v not in (None, "", [])}
+    extensions = ({definitions.KEV_EXTENSION_ID: {"extension_type": "property-extension",
+                                                  **facts}} if facts else {})
+    return b.make("vulnerability", "vulnerability", cve, name=cve, description=description,
+                  external_references=references, extensions=extensions)
 
 
 def _relate(b: _Builder, actors, indicators, vulnerabilities, mitigations,

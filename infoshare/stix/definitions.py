@@ -17,6 +17,7 @@ from .ids import IdSpace
 DEFINED = "2024-01-01T00:00:00.000Z"
 HAZARD_EXTENSION_ID = "extension-definition--9b2f6c1e-4d7a-5e3b-8c0f-1a2b3c4d5e6f"
 SECTOR_EXTENSION_ID = "extension-definition--5c8e2a47-1f3b-5d6e-9a0c-7b4d2e1f3a58"
+KEV_EXTENSION_ID = "extension-definition--0d7c3b52-8e4a-5f61-9b2d-6a1e4c7f8d93"
 
 
 def identity(name: str, ids: IdSpace, contact: str = "") -> dict:
@@ -70,6 +71,13 @@ HAZARD_SCHEMA = (
     "instruction, web; areas: a list of {name, polygon: [[lat, lon], ...], circle: "
     "{center: [lat, lon], radius_km}, geocodes: [{name, value}]}."
 )
+KEV_SCHEMA = (
+    "Property extension on a vulnerability listed in the CISA Known Exploited "
+    "Vulnerabilities catalog, with the catalog's facts as it states them: vendor_project, "
+    "product, date_added and due_date (YYYY-MM-DD), required_action, "
+    "known_ransomware_campaign_use (Known, Unknown), notes. The entry's CWEs are the "
+    "vulnerability's external_references (source_name cwe)."
+)
 SECTOR_SCHEMA = (
     "Property extension on a sector identity with sector_code: one of the 16 US critical "
     "infrastructure sector codes (chemical, commercial-facilities, communications, "
@@ -89,6 +97,9 @@ def extension_definitions(ids: IdSpace) -> list[dict]:
                    HAZARD_REVISED, "1.1.0"),
         _extension(SECTOR_EXTENSION_ID, "infoshare sector",
                    "The exact critical-infrastructure sector code.", SECTOR_SCHEMA, ids),
+        _extension(KEV_EXTENSION_ID, "infoshare kev",
+                   "CISA Known Exploited Vulnerabilities catalog facts.", KEV_SCHEMA, ids,
+                   HAZARD_REVISED),
     ]
 
 
@@ -115,7 +126,8 @@ def service_objects(name: str, compartments: Mapping[str, str], ids: IdSpace,
     return own, unsigned + extension_definitions(ids)
 
 
-EXTENSION_IDS = frozenset({SIGNATURE_EXTENSION_ID, HAZARD_EXTENSION_ID, SECTOR_EXTENSION_ID})
+EXTENSION_IDS = frozenset({SIGNATURE_EXTENSION_ID, HAZARD_EXTENSION_ID, SECTOR_EXTENSION_ID,
+                           KEV_EXTENSION_ID})
 
 
 def is_unsigned_definition(obj: Mapping) -> bool:
