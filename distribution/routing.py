@@ -9,14 +9,19 @@ caller's transaction: the objects, their routing and their deliveries commit tog
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import shapely
 import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from infoshare import access, timestamps
+from infoshare.geo import areas as geo_areas
 from infoshare.notices import KINDS
 from infoshare.store.schema import (
     deliveries,
@@ -38,6 +43,7 @@ class Group:
     severity: int  # notices.SEVERITY_RANK; 0 when unknown
     labels: frozenset[str]
     objects: tuple[tuple[int, str], ...]  # (date_added, type)
+    place: BaseGeometry | None = None  # where the notice is (geo/areas.py); None: unlocated
 
 
 def kind_bit(kind: str) -> int:
@@ -63,12 +69,41 @@ def _matching_query(group: Group) -> sa.Select:
             subscription_labels.c.label.in_(sorted(group.labels))).exists()))
     else:
         conditions.append(~s.c.has_labels)
+    conditions.append(_where(group.place))
     owner = [principals.c[name].label(f"owner_{name}") for name in
              ("pk", "id", "name", "org", "tier", "all_sectors", "sector_mask", "compartments",
               "roles")]
-    return (sa.select(s.c.pk, s.c.types, s.c.has_types, s.c.webhook_url, s.c.paused, *owner)
+    return (sa.select(s.c.pk, s.c.types, s.c.has_types, s.c.webhook_url, s.c.paused,
+                      s.c.has_areas, s.c.areas, *owner)
             .join(principals, principals.c.pk == s.c.principal_pk)
             .where(*conditions, ~principals.c.disabled))
+
+
+def _where(place: BaseGeometry | None) -> sa.ColumnElement[bool]:
+    """A subscription without areas matches everywhere; one with areas matches a notice
+    without a place only when it includes unlocated notices, and otherwise first by its
+    bounding box (SQL), then exactly (_covers)."""
+    s = subscriptions
+    if place is None:
+        return sa.or_(~s.c.has_areas, s.c.include_unlocated)
+    min_lon, min_lat, max_lon, max_lat = place.bounds
+    return sa.or_(~s.c.has_areas, sa.and_(s.c.min_lon <= max_lon, s.c.max_lon >= min_lon,
+                                          s.c.min_lat <= max_lat, s.c.max_lat >= min_lat))
+
+
+@functools.lru_cache(maxsize=20_000)
+def _subscription_place(areas_json: str) -> BaseGeometry:
+    """A subscription's areas as one prepared geometry, built once per worker per distinct
+    set of areas (a county's outline is not rebuilt for every notice)."""
+    place = geo_areas.subscription_place(json.loads(areas_json))
+    shapely.prepare(place)
+    return place
+
+
+def _covers(row, place: BaseGeometry | None) -> bool:
+    if place is None or not row.has_areas:
+        return True
+    return _subscription_place(json.dumps(row.areas, sort_keys=True)).intersects(place)
 
 
 def _owner(row, tier_map: Tiers) -> access.Principal | None:
@@ -94,6 +129,8 @@ def route(conn: Connection, groups: Iterable[Group], tier_map: Tiers) -> int:
         for row in conn.execute(_matching_query(group)):
             owner = _owner(row, tier_map)
             if owner is None or not access.may_see(owner, group.audience):
+                continue
+            if not _covers(row, group.place):
                 continue
             wanted = set(row.types) if row.has_types else None
             matched = [d for d, t in group.objects if wanted is None or t in wanted]

@@ -26,8 +26,11 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from marshmallow import ValidationError
+from shapely import union_all
 
 from infoshare import schemas, timestamps
+from infoshare.geo import gazetteer
+from infoshare.geo import geocodes as geo_codes
 from infoshare.notices import CAP_CATEGORIES, CERTAINTIES, SEVERITIES, URGENCIES, Notice
 
 from .base import Context, FeedError, Fetched, ItemError, validation_text
@@ -350,7 +353,7 @@ def _locations(areas: Iterable[Area], country: str | None) -> list[dict]:
                     "suffix": f"circle, radius {radius:g} km"}
                    for lat, lon, radius in area.circles]
         if not places:
-            places = [{}]
+            places = [_by_geocodes(area.geocodes)]
         if stated:
             places = [{**place, "country": stated} for place in places]
         places[0]["geocodes"] = codes
@@ -359,6 +362,19 @@ def _locations(areas: Iterable[Area], country: str | None) -> list[dict]:
             out.append({"name": _unique(f"{area.desc} ({suffix})" if suffix else area.desc,
                                         out), **place})
     return out
+
+
+def _by_geocodes(codes: Iterable[tuple[str, str]]) -> dict:
+    """An area given only by geocodes, placed by the counties they name (the gazetteer):
+    a point inside them and their names; nothing when no code names a county (forecast
+    zones, other countries' codes)."""
+    counties = geo_codes.counties(codes, gazetteer.load())
+    if not counties:
+        return {}
+    inside = union_all([c.shape for c in counties]).representative_point()
+    names = "; ".join(c.name for c in counties)
+    return {"lat": round(inside.y, 6), "lon": round(inside.x, 6),
+            "administrative_area": names if len(names) <= 300 else names[:299] + "\u2026"}
 
 
 US_GEOCODES = frozenset({"SAME", "FIPS6", "FIPS", "UGC"})

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from distribution import routing
 
 from . import access, schemas, sectors, strictjson, tiers, timestamps
+from .geo import areas as geo_areas
 from .notices import SEVERITY_RANK, Notice
 from .settings import CollectionSpec, Settings
 from .signing import objects as signed
@@ -384,7 +385,7 @@ def _publish(conn, authority: Authority, tier_map: tiers.Tiers, notice: Notice,
     routing.route(conn, [routing.Group(
         audience, notice.kind, SEVERITY_RANK.get(notice.severity, 0), frozenset(notice.labels),
         tuple((d, o["type"]) for d, o in zip(added, changed, strict=True)
-              if isinstance(d, int)))], tier_map)
+              if isinstance(d, int)), geo_areas.notice_place(notice.locations))], tier_map)
     report = objs[0]
     if changed or existing is None:
         notice_store.save(conn, _notice_row(notice, report, objs, publisher, existing))

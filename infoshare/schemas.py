@@ -22,7 +22,10 @@ from marshmallow import (
 )
 
 from . import notices, sectors, tiers, timestamps
+from .geo import areas as geo_areas
 from .stix import patterns
+
+MAX_AREAS = 100  # a subscription's areas
 
 CVE = re.compile(r"^CVE-\d{4}-\d{4,}\Z")
 
@@ -273,6 +276,22 @@ class SubscriptionSchema(Schema):
     webhook_url = fields.String(validate=validate.Length(max=2000), allow_none=True)
     webhook_secret = fields.String(validate=validate.Length(min=16, max=500), allow_none=True)
     paused = fields.Boolean()
+    # Where: {"state": "TX"}, {"county": "48167"}, {"point": [lat, lon], "radius_km": 25},
+    # {"geojson": Polygon or MultiPolygon}. None or [] matches everywhere.
+    areas = fields.List(fields.Raw(), allow_none=True,
+                        validate=validate.Length(max=MAX_AREAS, error=f"at most {MAX_AREAS} areas"))
+    include_unlocated = fields.Boolean()
+
+    @validates("areas")
+    def _areas(self, value, **kwargs):
+        errors = {}
+        for index, item in enumerate(value or []):
+            try:
+                geo_areas.subscription_area(item)
+            except geo_areas.BadArea as exc:
+                errors[index] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
 
     @validates_schema
     def _secret_with_url(self, data, partial=False, **kwargs):
@@ -300,10 +319,22 @@ def subscription_columns(data: Mapping) -> dict:
     for key in ("types", "labels"):
         if key in data:
             columns[key] = sorted(set(data[key]))
-    for key in ("webhook_url", "webhook_secret", "paused"):
+    for key in ("webhook_url", "webhook_secret", "paused", "include_unlocated"):
         if key in data:
             columns[key] = data[key]
+    if "areas" in data:
+        columns.update(_area_columns(data["areas"] or []))
     return columns
+
+
+def _area_columns(items: list) -> dict:
+    """The areas as given (echoed back), and their bounding box for routing's first cut."""
+    if not items:
+        return {"areas": [], "has_areas": False, "min_lon": None, "min_lat": None,
+                "max_lon": None, "max_lat": None}
+    min_lon, min_lat, max_lon, max_lat = geo_areas.subscription_place(items).bounds
+    return {"areas": list(items), "has_areas": True, "min_lon": min_lon, "min_lat": min_lat,
+            "max_lon": max_lon, "max_lat": max_lat}
 
 
 def dump_subscription(row) -> dict:
@@ -317,5 +348,7 @@ def dump_subscription(row) -> dict:
         "min_severity": severity if row.min_severity else None,
         "labels": row.labels or [], "max_tlp": tiers.TLP_LEVELS[row.max_tlp],
         "webhook_url": row.webhook_url, "has_webhook_secret": bool(row.webhook_secret),
-        "paused": row.paused, "created": timestamps.format_us(row.created_us),
+        "paused": row.paused, "areas": row.areas or [],
+        "include_unlocated": row.include_unlocated,
+        "created": timestamps.format_us(row.created_us),
     }

@@ -299,7 +299,9 @@ def test_nws_geojson(world):
     assert (flood.title, flood.severity) == ("Flood Watch updated May 2 by NWS Wichita KS",
                                              "Severe")
     [place] = world.locations(world.stix(flood.report_id))  # null geometry: geocodes
-    assert place["country"] == "US" and "latitude" not in place
+    # Placed by the counties its SAME codes name (the gazetteer): a point inside them.
+    assert place["country"] == "US" and place["administrative_area"].endswith("Kansas")
+    assert 36.9 < place["latitude"] < 40.1 and -102.1 < place["longitude"] < -94.5
     assert place["extensions"][HAZARD_EXTENSION_ID]["areas"][0]["geocodes"] == [
         {"name": "SAME", "value": "020173 020015"}, {"name": "UGC", "value": "KSZ083 KSZ069"}]
     for obj in [world.stix(flood.report_id), place]:

@@ -187,10 +187,22 @@ def _feed_notes(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE feed_state ADD COLUMN notes JSON"))
 
 
+def _subscription_areas(conn: Connection) -> None:
+    """Subscriptions say where: areas, include_unlocated and the areas' bounding box."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("subscriptions")}
+    added = [("areas", "JSON"), ("has_areas", "BOOLEAN NOT NULL DEFAULT FALSE"),
+             ("include_unlocated", "BOOLEAN NOT NULL DEFAULT TRUE"),
+             ("min_lon", "FLOAT"), ("min_lat", "FLOAT"), ("max_lon", "FLOAT"),
+             ("max_lat", "FLOAT")]
+    for name, kind in added:
+        if name not in columns:
+            conn.execute(sa.text(f"ALTER TABLE subscriptions ADD COLUMN {name} {kind}"))
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
-              _delivery_holder, _relay_provenance, _feed_notes)
+              _delivery_holder, _relay_provenance, _feed_notes, _subscription_areas)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

@@ -235,6 +235,12 @@ subscriptions = sa.Table(
     sa.Column("webhook_url", sa.String(2000)),
     sa.Column("webhook_secret", sa.String(500)),
     sa.Column("created_us", sa.BigInteger, nullable=False),
+    # Where (geo/areas.py): the items as given, and their bounding box, routing's first cut.
+    sa.Column("areas", sa.JSON),
+    sa.Column("has_areas", sa.Boolean, nullable=False, default=False),
+    sa.Column("include_unlocated", sa.Boolean, nullable=False, default=True),
+    sa.Column("min_lon", sa.Float), sa.Column("min_lat", sa.Float),
+    sa.Column("max_lon", sa.Float), sa.Column("max_lat", sa.Float),
     sa.Index("ix_subscriptions_principal", "principal_pk"),
 )
 

@@ -39,7 +39,9 @@ def update(conn: Connection, pk: int, values: dict) -> Row:
 
 def _columns(values: dict) -> dict:
     columns = {k: values[k] for k in ("name", "sector_mask", "kinds_mask", "min_severity",
-                                      "max_tlp", "paused", "webhook_url", "webhook_secret")
+                                      "max_tlp", "paused", "webhook_url", "webhook_secret",
+                                      "areas", "has_areas", "include_unlocated", "min_lon",
+                                      "min_lat", "max_lon", "max_lat")
                if k in values}
     if "types" in values:
         columns.update(types=list(values["types"]), has_types=bool(values["types"]))
