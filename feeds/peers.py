@@ -14,13 +14,13 @@ so its own consumers can do the same.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -29,8 +29,10 @@ from infoshare.signing import jwk
 
 from .base import FeedError
 
+log = logging.getLogger(__name__)
 PEERS_PATH = "/.well-known/infoshare-peers.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MAX_KEYS_PER_HUB = 64  # an upstream offering more is refusing to be pinned
+MAX_HUBS = 64
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,19 @@ class Pin:
 
 
 def path(data_dir: Path, feed: str) -> Path:
-    if not _NAME.match(feed):
-        raise FeedError(f"feed name {feed!r} cannot name a file of pinned keys")
-    return data_dir / "peers" / f"{feed}.json"
+    """Any feed name settings accept names one file: quoted, so it cannot leave peers/."""
+    return data_dir / "peers" / f"{quote(feed, safe='')[:200]}.json"
 
 
 def load(data_dir: Path, feed: str) -> Pin | None:
     try:
         document = json.loads(path(data_dir, feed).read_text())
+        return Pin(document["feed"], document["source"], document["pinned_at"],
+                   tuple(document["keys"]))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FeedError(f"the pinned keys of {feed} cannot be read: {exc}") from None
-    return Pin(document["feed"], document["source"], document["pinned_at"],
-               tuple(document["keys"]))
 
 
 def save(data_dir: Path, pin: Pin) -> None:
@@ -96,27 +97,46 @@ def save(data_dir: Path, pin: Pin) -> None:
 
 
 def fetch(feed: str, source: str, read: Callable[[str], bytes]) -> Pin:
-    """The upstream's keys and the keys it pinned, from `source` (its JWKS). `read(url)`
-    fetches through the outbound rule (a file path is read as a file)."""
+    """The upstream's keys and the keys it pinned, from `source` (its JWKS, a URL the
+    operator configured, or a file). `read(url)` fetches through the outbound rule.
+
+    The peers document an upstream links is read only from the upstream's own origin
+    (never a file, never another host), and each of its hubs is at least one hop away
+    whatever it says. Names and identities are what the upstream claims: the pin keeps
+    each key with the hub it was claimed for, and never merges it into another pin's."""
     document = _json(read(source), source)
     about = document.get("infoshare") if isinstance(document.get("infoshare"), Mapping) else {}
-    origin = {"identity": str(about.get("identity", "")), "name": str(about.get("name", feed))}
-    keys = [_tagged(entry, origin, 0) for entry in _jwks_entries(document)]
+    origin = {"identity": str(about.get("identity", ""))[:200],
+              "name": str(about.get("name", ""))[:200]}
+    keys = [_tagged(entry, origin, 0) for entry in _jwks_entries(document, source)]
     link = about.get("peers")
-    if isinstance(link, str) and link and "://" in source:
-        peers = _json(read(urljoin(source, link)), link)
-        for peer in peers.get("peers", []) if isinstance(peers.get("peers"), list) else []:
-            if not isinstance(peer, Mapping):
-                continue
-            peer_origin = {"identity": str(peer.get("identity", "")),
-                           "name": str(peer.get("name", ""))}
-            keys += [_tagged(entry, peer_origin, int(peer.get("hops", 0)) + 1)
-                     for entry in _jwks_entries(peer)]
+    if isinstance(link, str) and link:
+        keys += _peer_keys(source, link, read)
     if not keys:
         raise FeedError(f"{source} holds no Ed25519 key")
     distinct = {entry["kid"]: entry for entry in reversed(keys)}  # own keys win
     return Pin(feed, source, timestamps.format_us(timestamps.now_us()),
                tuple(sorted(distinct.values(), key=lambda e: (e["hops"], e["kid"]))))
+
+
+def _peer_keys(source: str, link: str, read: Callable[[str], bytes]) -> list[dict]:
+    url = urljoin(source, link)
+    if (urlsplit(url).scheme not in ("http", "https")
+            or urlsplit(url)[:2] != urlsplit(source)[:2]):
+        raise FeedError(f"{source} links peer keys at {link!r}, which is not on its own "
+                        "origin: refused")
+    peers = _json(read(url), url).get("peers")
+    keys: list[dict] = []
+    for peer in (peers if isinstance(peers, list) else [])[:MAX_HUBS]:
+        if not isinstance(peer, Mapping):
+            continue
+        hops = peer.get("hops", 0)
+        if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops < 100:
+            raise FeedError(f"{url}: a peer's hops must be a whole number from 0")
+        origin = {"identity": str(peer.get("identity", ""))[:200],
+                  "name": str(peer.get("name", ""))[:200]}
+        keys += [_tagged(entry, origin, hops + 1) for entry in _jwks_entries(peer, url)]
+    return keys
 
 
 def _json(body: bytes, where: str) -> dict:
@@ -129,9 +149,13 @@ def _json(body: bytes, where: str) -> dict:
     return document
 
 
-def _jwks_entries(document: Mapping) -> list[dict]:
-    """Ed25519 keys only, each with its kid recomputed (a document cannot claim one)."""
+def _jwks_entries(document: Mapping, where: str) -> list[dict]:
+    """Ed25519 keys only, each with its kid recomputed (a document cannot claim one), at
+    most MAX_KEYS_PER_HUB: a hub has a few keys, retired ones included."""
     found = jwk.from_jwks(document)
+    if len(found) > MAX_KEYS_PER_HUB:
+        raise FeedError(f"{where} offers {len(found)} keys for one hub; at most "
+                        f"{MAX_KEYS_PER_HUB} are pinned")
     return [jwk.to_jwk(key, status="pinned") | {"kid": kid} for kid, key in found.items()]
 
 
@@ -147,22 +171,33 @@ def difference(old: Pin | None, new: Pin) -> tuple[list[str], list[str]]:
 
 
 def all_pins(data_dir: Path, feeds: list[str]) -> list[Pin]:
-    return [pin for name in feeds if (pin := load(data_dir, name)) is not None]
+    """The readable pins of these feeds; an unreadable one is logged and left out."""
+    pins = []
+    for name in feeds:
+        try:
+            pin = load(data_dir, name)
+        except FeedError as exc:
+            log.warning("%s", exc)
+            continue
+        if pin is not None:
+            pins.append(pin)
+    return pins
 
 
 def served(pins: list[Pin]) -> dict:
-    """/.well-known/infoshare-peers.json: every pinned key grouped by the hub it is of.
-    Public like the JWKS, so it names hubs and keys only, never the feeds' names or
-    URLs (the operator's configuration)."""
-    by_origin: dict[tuple[str, str], dict] = {}
+    """/.well-known/infoshare-peers.json: every pinned key, grouped by pin and by the hub
+    it was claimed for (a pin's claims never join another pin's group). Public like the
+    JWKS, so it names hubs and keys only, never the feeds' names or URLs."""
+    groups: list[dict] = []
     for pin in pins:
+        by_origin: dict[tuple[str, str, int], dict] = {}
         for entry in pin.keys:
             origin = entry["origin"]
-            group = by_origin.setdefault((origin["identity"], origin["name"]), {
+            key = (origin["identity"], origin["name"], entry["hops"])
+            group = by_origin.setdefault(key, {
                 "identity": origin["identity"], "name": origin["name"],
                 "hops": entry["hops"], "keys": []})
-            group["hops"] = min(group["hops"], entry["hops"])
-            if entry["kid"] not in {k["kid"] for k in group["keys"]}:
-                group["keys"].append({k: v for k, v in entry.items()
-                                      if k not in ("origin", "hops")})
-    return {"peers": list(by_origin.values())}
+            group["keys"].append({k: v for k, v in entry.items()
+                                  if k not in ("origin", "hops")})
+        groups += by_origin.values()
+    return {"peers": groups}

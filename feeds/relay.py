@@ -38,6 +38,7 @@ RELAYABLE = ("clear", "green", "amber")  # relay_max_tlp's choices
 class Rules:
     feed: str
     pin: Pin
+    pinned: Mapping[str, Ed25519PublicKey]  # pin.public_keys(), built once per run
     own_keys: Mapping[str, Ed25519PublicKey]
     require_signatures: bool
     max_tlp: str
@@ -69,7 +70,7 @@ def judge(obj: object, rules: Rules) -> Judgement:
     if signed.signature_of(obj) is not None:
         if signed.verify(obj, rules.own_keys.get).ok:
             return Judgement("echo", "signed by this hub: it came back through a loop")
-        verdict = signed.verify(obj, rules.pin.public_keys().get)
+        verdict = signed.verify(obj, rules.pinned.get)
         if not verdict.ok:
             return Judgement("reject", f"signature {verdict.status}: {verdict.message} "
                              f"(checked against the keys pinned for feed {rules.feed})")
@@ -85,13 +86,22 @@ def judge(obj: object, rules: Rules) -> Judgement:
     return _within_tlp(obj, rules, signer)
 
 
+# Types that carry no markings by nature and are for everyone: a hub's identities, its
+# marking and extension definitions.
+OPEN_TYPES = frozenset({"identity", "marking-definition", "extension-definition"})
+
+
 def _within_tlp(obj: Mapping, rules: Rules, signer: Judgement) -> Judgement:
     refs = markings.marking_refs(obj)
     unknown = [r for r in refs if not rules.known_marking(r)]
     if unknown:
         return Judgement("withhold", f"carries a marking this hub does not know "
                          f"({unknown[0]}): relaying it could share it wider than it allows")
-    tlp = tiers.tlp_of_markings(refs) or rules.default_tlp
+    tlp = tiers.tlp_of_markings(refs)
+    if tlp is None and obj.get("type") not in OPEN_TYPES:
+        return Judgement("withhold", "carries no TLP marking: the upstream shared it under "
+                         "its collection's default, which this hub cannot know")
+    tlp = tlp or rules.default_tlp
     if tlp in RESTRICTED:
         if not rules.relay_to:
             return Judgement("withhold", f"TLP:{tlp.upper()} is relayed only to the "

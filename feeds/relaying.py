@@ -30,7 +30,8 @@ def rules_for(services, spec: FeedSpec, get: Callable) -> relay.Rules | None:
         peers.save(data_dir, pin)
     known = markings.known_marking_ids(services.settings.compartments, services.ids)
     return relay.Rules(
-        feed=spec.name, pin=pin, own_keys=services.keyring.public_keys(),
+        feed=spec.name, pin=pin, pinned=pin.public_keys(),
+        own_keys=services.keyring.public_keys(),
         require_signatures=bool(spec.options.get("require_signatures", True)),
         max_tlp=spec.options.get("relay_max_tlp", "green"),
         relay_to=tuple(spec.options.get("relay_to", ())), default_tlp=spec.tlp,
@@ -68,7 +69,7 @@ def ingest(rules: relay.Rules):
         outcomes = publish.ingest(
             services.engine, services.settings, services.ids, feed_collection(spec), None,
             objects, actor=f"feed:{spec.name}", sector_codes=spec.sectors,
-            keys=rules.pin.public_keys(),
+            keys=rules.pinned,
             relay=publish.Relay(
                 raws=[item.raws[i] for i in kept] if item.raws else (),
                 audiences=_restricted(services, spec, objects, judgements, rules),

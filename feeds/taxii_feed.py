@@ -54,6 +54,10 @@ def check_options(spec) -> str | None:
     if "jwks" not in options and any(k in options for k in (
             "require_signatures", "relay_max_tlp", "relay_to")):
         return "require_signatures, relay_max_tlp and relay_to need jwks (the pinned keys)"
+    if "jwks" in options and not spec.sectors_stated:
+        return ("a relaying feed must say which sectors its objects are for (sectors = "
+                "[...] or \"all\"): the upstream's sector scope does not travel with its "
+                "objects, so relay the upstream's sector collection for one sector")
     return None
 HEADER = "X-TAXII-Date-Added-Last"
 
@@ -83,7 +87,10 @@ class _Positions:
                 or len(response.content) > self.max_bytes):
             response.close()
             raise FeedError(f"{response.url} is larger than the limit of {self.max_bytes} bytes")
-        if response.ok and response.url.split("?")[0] == self.objects_url:
+        asked = (response.history[0] if response.history else response).url
+        if (200 <= response.status_code < 300 and not response.is_redirect
+                and asked.split("?")[0] == self.objects_url):
+            # The response taxii2-client parses: a redirect's own body is never it.
             self.last = response.headers.get(HEADER)
             self.body = response.content
         return response

@@ -458,7 +458,8 @@ def verify_command(source: str, jwks_source: str | None, api_key: str | None,
     for verdict in verdicts:
         detail = f"kid={verdict.kid}" if verdict.kid else verdict.message
         if verdict.kid in relayed and verdict.kid not in keyset:
-            detail += f" relayed from {relayed[verdict.kid][1]}"
+            # The name is the served hub's word: it pinned this key as that hub's.
+            detail += f" relayed from {relayed[verdict.kid][1]} (a key this hub pinned for it)"
         click.echo(f"{'OK  ' if verdict.ok else 'FAIL'} {verdict.status:<20} {verdict.id} "
                    f"{detail}")
     counts = {status: sum(1 for v in verdicts if v.status == status) for status in (

@@ -26,6 +26,7 @@ from . import access, schemas, sectors, strictjson, tiers, timestamps
 from .geo import areas as geo_areas
 from .notices import SEVERITY_RANK, Notice
 from .settings import CollectionSpec, Settings
+from .signing import canonical
 from .signing import objects as signed
 from .signing.keys import Signer
 from .stix import convert, definitions, markings
@@ -151,10 +152,11 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
 
 
 def _received_bytes(obj: dict, raw: bytes) -> bytes:
-    """Bytes as an upstream served them, kept only when they are strict JSON and say
-    exactly what was validated."""
+    """Bytes as an upstream served them, kept only when they are strict JSON (no repeated
+    member names) and their RFC 8785 form is the validated object's: Python's == takes 1
+    for true, which a signature does not."""
     try:
-        same = strictjson.loads(raw) == obj
+        same = canonical.dumps(strictjson.loads(raw)) == canonical.dumps(obj)
     except ValueError as exc:
         raise InvalidObject(f"not strict JSON: {exc}") from None
     if not same:

@@ -128,6 +128,7 @@ class FeedSpec:
     tlp: str
     enabled: bool
     options: Mapping[str, Any] = field(default_factory=dict)
+    sectors_stated: bool = False  # `sectors` was written, not left to its default (all)
 
 
 @dataclass(frozen=True)
@@ -562,4 +563,5 @@ def _feed(r: _Reader) -> FeedSpec:
         tlp=r.choice("tlp", tiers.TLP_LEVELS, "clear"),
         enabled=r.get("enabled", bool, True),
         options={k: v for k, v in r.raw.items() if k not in FEED_KEYS},
+        sectors_stated="sectors" in r.raw,
     )

@@ -1,9 +1,11 @@
 """Strict JSON in: what RFC 8259 and STIX allow, nothing more.
 
 Python's json module accepts NaN, Infinity, numbers that overflow to infinity, integers of
-any size and lone UTF-16 surrogates. Stored and served verbatim, any of them breaks every
-strict parser that polls the page holding it (requests/simplejson, JSON.parse), so they are
-refused at the door, before anything is stored.
+any size, lone UTF-16 surrogates and duplicate member names (keeping the last, where other
+parsers keep the first or refuse: two readers would see two objects). Stored and served
+verbatim, any of them breaks every strict parser that polls the page holding it
+(requests/simplejson, JSON.parse), so they are refused at the door, before anything is
+stored.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ def _float(text: str) -> float:
     return value
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise StrictJSONError(f"the member name {twice[:40]!r} appears twice in one object")
+    return found
+
+
 def _int(text: str) -> int:
     if len(text) > 17 or abs(int(text)) > MAX_INTEGER:
         raise StrictJSONError(f"the integer {text[:40]} is beyond what STIX allows "
@@ -49,7 +60,8 @@ def loads(data: bytes | str) -> Any:
     and RecursionError pass through for the caller to word as it needs.
     """
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
-    value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int,
+                       object_pairs_hook=_unique)
     if _SURROGATE_ESCAPE.search(text):
         _check_text(value)
     return value

@@ -41,7 +41,7 @@ def _config(title: str, feeds: list[dict]) -> str:
 
 def _feed(name: str, upstream_port: int, **extra) -> dict:
     base = f"http://127.0.0.1:{upstream_port}"
-    return {"name": name, "kind": "taxii", "enabled": False,
+    return {"name": name, "kind": "taxii", "enabled": False, "sectors": "all",
             "url": f"{base}/taxii2/infoshare/collections/{ALL}/",
             "username": "downstream", "password": PASSWORD,
             "jwks": f"{base}/.well-known/jwks.json", **extra}
@@ -190,7 +190,7 @@ def test_a_changed_byte_is_refused_and_named(hubs, tmp_path):
     try:
         config = tmp_path / "tampered.toml"
         config.write_text(_config("Hub B", [{
-            "name": "tampered", "kind": "taxii", "enabled": False,
+            "name": "tampered", "kind": "taxii", "enabled": False, "sectors": "all",
             "url": f"{fixture.base}/collections/{_Upstream.ID}/",
             "jwks": f"{a.server.base}/.well-known/jwks.json"}]))
         env = {**b.env, "INFOSHARE_CONFIG": str(config)}

@@ -59,7 +59,8 @@ def _pin(*hubs: tuple[Hub, int]) -> peers.Pin:
 
 
 def _rules(pin: peers.Pin, own: Hub, **overrides) -> relay.Rules:
-    values = {"feed": "up", "pin": pin, "own_keys": {own.kid: own.key.public_key()},
+    values = {"feed": "up", "pin": pin, "pinned": pin.public_keys(),
+              "own_keys": {own.kid: own.key.public_key()},
               "require_signatures": True, "max_tlp": "green", "relay_to": (),
               "default_tlp": "green",
               "known_marking": frozenset(tiers.LEVEL_BY_MARKING_ID).__contains__}
@@ -96,6 +97,8 @@ def test_each_rule_of_the_hop():
     named = _rules(rules.pin, me, relay_to=("ops",))
     assert judge(red, named).restricted
     assert judge(further.sign(_indicator("red")), named).action == "withhold"  # one hop
+    unmarked = upstream.sign(_indicator(None))  # its upstream's default TLP is unknown here
+    assert "no TLP marking" in judge(unmarked, rules).message
     other = "marking-definition--3f0c2a1e-7b6d-4e5f-8a9b-0c1d2e3f4a5b"  # another hub's
     assert "does not know" in judge(upstream.sign(_indicator("green", other)), rules).message
 
@@ -104,8 +107,54 @@ def test_relay_options_are_checked_at_start(tmp_path: Path):
     base = {"name": "up", "kind": "taxii", "url": "https://hub.example/taxii2/c/"}
     for options, words in (({"relay_max_tlp": "red"}, "relay_max_tlp"),
                            ({"relay_to": ["ops"]}, "need jwks"),
-                           ({"jwks": "k.json", "relay_to": [""]}, "relay_to")):
+                           ({"jwks": "k.json", "relay_to": [""]}, "relay_to"),
+                           ({"jwks": "k.json"}, "sectors")):
         settings_ = load_settings(environ={"INFOSHARE_DATA_DIR": str(tmp_path)},
                                   overlay={"feeds": [base | options]})
         with pytest.raises(ConfigError, match=words):
             registry.validate(settings_)
+
+
+def _jwks_document(hub: Hub, **about) -> bytes:
+    return json.dumps({"keys": [jwk.to_jwk(hub.key.public_key())],
+                       "infoshare": {"identity": "identity--x", "name": hub.name, **about}
+                       }).encode()
+
+
+def test_pinning_takes_nothing_an_upstream_should_not_decide():
+    up = Hub("Up")
+    source = "https://up.example/.well-known/jwks.json"
+    served = {source: _jwks_document(up, peers="file:///etc/hostname")}
+    with pytest.raises(peers.FeedError, match="not on its own origin"):
+        peers.fetch("up", source, served.__getitem__)
+    served[source] = _jwks_document(up, peers="https://elsewhere.example/p.json")
+    with pytest.raises(peers.FeedError, match="not on its own origin"):
+        peers.fetch("up", source, served.__getitem__)
+    further = Hub("Z")
+    peers_url = "https://up.example/.well-known/infoshare-peers.json"
+    served[source] = _jwks_document(up, peers="/.well-known/infoshare-peers.json")
+    for hops in (-1, "x", 1.5, True):
+        served[peers_url] = json.dumps({"peers": [{"name": "Z", "hops": hops, "keys": [
+            jwk.to_jwk(further.key.public_key())]}]}).encode()
+        with pytest.raises(peers.FeedError, match="hops"):
+            peers.fetch("up", source, served.__getitem__)
+    served[peers_url] = json.dumps({"peers": [{"name": "Z", "hops": 0, "keys": [
+        jwk.to_jwk(further.key.public_key())]}]}).encode()
+    pin = peers.fetch("up", source, served.__getitem__)
+    assert pin.hops_of(up.kid) == 0 and pin.hops_of(further.kid) == 1
+    many = {"keys": [jwk.to_jwk(Ed25519PrivateKey.generate().public_key())
+                     for _ in range(peers.MAX_KEYS_PER_HUB + 1)]}
+    with pytest.raises(peers.FeedError, match="at most"):
+        peers.fetch("up", source, {source: json.dumps(many).encode()}.__getitem__)
+
+
+def test_received_bytes_must_say_what_was_validated():
+    from infoshare.publish import _received_bytes
+    from infoshare.stix.validate import InvalidObject
+
+    obj = {"id": "x", "revoked": True, "n": 1}
+    assert _received_bytes(obj, b'{"id": "x", "revoked": true, "n": 1.0}')
+    for raw in (b'{"id": "x", "revoked": 1, "n": 1}', b'{"id": "x", "id": "x", '
+                b'"revoked": true, "n": 1}'):
+        with pytest.raises(InvalidObject):
+            _received_bytes(obj, raw)

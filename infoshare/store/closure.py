@@ -29,8 +29,20 @@ _REF = re.compile(rb'"((?:marking-definition|extension-definition|identity)--'
                   rb'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"')
 
 
+# An object references a handful of definitions (its markings, its producer, its
+# extensions, a report's sectors); one naming thousands is no reason for a page to bind
+# thousands of SQL parameters: past these, its extra references are not followed.
+MAX_REFS_PER_OBJECT = 64
+MAX_REFS_PER_PAGE = 1000
+
+
 def referenced(raw: bytes) -> frozenset[str]:
-    return frozenset(m.decode("ascii") for m in _REF.findall(raw))
+    found: set[str] = set()
+    for match in _REF.finditer(raw):
+        found.add(match.group(1).decode("ascii"))
+        if len(found) >= MAX_REFS_PER_OBJECT:
+            break
+    return frozenset(found)
 
 
 @dataclass(frozen=True)
@@ -49,7 +61,7 @@ def close(conn: Connection, principal: access.Principal, rows: Sequence[Row],
     definitions do not all fit (limit=1), it comes with those that fit, markings first:
     the limit is the client's to set, and every definition can be fetched by id."""
     wanted = [referenced(row.raw) for row in rows]
-    found = _load(conn, principal, frozenset().union(*wanted))
+    found = _load(conn, principal, sorted(frozenset().union(*wanted))[:MAX_REFS_PER_PAGE])
     needs = {i: _transitive(i, found) for i in found}
     kept: list[Row] = []
     needed: set[str] = set()
