@@ -140,6 +140,11 @@ class LocationSchema(Schema):
             radius_km=data.get("radius_km"))
 
 
+def load_location(document: Mapping) -> notices.LocationSpec:
+    """One stored location (a notice document's) back into its LocationSpec."""
+    return LocationSchema().load(document)
+
+
 def _sectors(value) -> None:
     if value == "all":
         return

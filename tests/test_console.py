@@ -152,7 +152,8 @@ def test_publish_list_open_update_and_revoke(page, live):
     shot(page, "04-list")
 
     nav(page, "Overview")
-    expect(page.locator(f"svg.map a[href$='{report_url.split('/')[-1]}']")).to_have_count(2)
+    points = f"svg.map a.dot-link[href$='{report_url.split('/')[-1]}']"
+    expect(page.locator(points)).to_have_count(2)
     shot(page, "05-overview")
 
     page.goto(f"{live.base}/console/bulletins")

@@ -18,12 +18,15 @@ from .identity import login_required
 @login_required
 def overview():
     view = geo.VIEWS.get(request.args.get("map", ""), geo.VIEWS["world"])
+    now = timestamps.now_us()
     with read(svc().engine) as conn:
-        rows = situation.active(conn, principal(), timestamps.now_us())
+        rows = situation.active(conn, principal(), now)
+        expired = situation.recently_expired(conn, principal(), now)
     places, unplaced = situation.places(rows)
     dots = geo.dots(view, places)
+    areas = situation.areas(expired, expired=True) + situation.areas(rows)
     return render_template(
         "overview.html", rows=rows, table=situation.table(rows), severities=SEVERITIES,
         view=view, views=geo.VIEWS.values(), dots=dots, offscreen=len(places) - len(dots),
-        unplaced=unplaced, land=geo.land_path(), water=geo.water_path(),
-        borders=geo.border_path(), grid=geo.graticule(view))
+        unplaced=unplaced, land=geo.land_path(view.key), counties=geo.county_path(view.key),
+        shapes=geo.shapes(view, areas), grid=geo.graticule(view))

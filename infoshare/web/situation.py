@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from marshmallow import ValidationError
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Row
 
 from .. import access, sectors, timestamps
+from ..geo.areas import notice_place
 from ..notices import SEVERITIES
+from ..schemas import load_location
 from ..stix.convert import centroid
 from ..store import notices as notice_store
 
@@ -40,9 +44,52 @@ class Place:
     lon: float
 
 
+# The map also shows alerts that expired this long ago, drawn as expired.
+RECENTLY_EXPIRED_US = 24 * 3600 * 1_000_000
+
+
+@dataclass(frozen=True)
+class Area:
+    """An alert's own area on the map: a polygon, a circle or the counties it names."""
+
+    report_id: str
+    title: str
+    severity: str
+    name: str
+    expired: bool
+    shape: BaseGeometry
+
+
 def active(conn: Connection, principal: access.Principal, now_us: int) -> list[Row]:
     rows = notice_store.listing(conn, principal, include_revoked=False, limit=LIMIT)
     return [row for row in rows if _current(row.document, now_us)]
+
+
+def recently_expired(conn: Connection, principal: access.Principal, now_us: int
+                     ) -> list[Row]:
+    rows = notice_store.listing(conn, principal, include_revoked=False, limit=LIMIT)
+    return [row for row in rows if not _current(row.document, now_us)
+            and _current(row.document, now_us - RECENTLY_EXPIRED_US)]
+
+
+def areas(rows: list[Row], expired: bool = False) -> list[Area]:
+    """The areas of these notices' locations (geo.areas decides what each covers)."""
+    found = []
+    for row in rows:
+        for loc in row.document.get("locations") or []:
+            place = _place(loc)
+            if place is not None and place.geom_type != "Point":
+                found.append(Area(row.report_id, row.title, row.severity,
+                                  loc.get("name", ""), expired, place))
+    return found
+
+
+def _place(loc: dict) -> BaseGeometry | None:
+    try:
+        spec = load_location(loc)
+    except ValidationError:
+        return None
+    return notice_place([spec])
 
 
 def _current(document: dict, now_us: int) -> bool:

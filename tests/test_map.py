@@ -1,0 +1,101 @@
+"""The overview map: real country, state and county boundaries, the alerts' own areas
+coloured by severity, expired alerts drawn as expired; and a screenshot through Debian's
+chromium."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from .live import LiveServer, service_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PASSWORD = "a map reader's long password"
+AUSTIN = [[30.20, -97.90], [30.45, -97.90], [30.45, -97.60], [30.20, -97.60]]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    server = LiveServer(service_env(tmp_path_factory.mktemp("map")), workers=1)
+    key = server.add_principal("mapper", "--org", "NWS", "--tier", "trusted", "--all-sectors",
+                               "--role", "publisher", password=PASSWORD)["api_key"]
+    for title, severity, extra in (
+            ("Flash flood in Austin", "Severe", {"locations": [
+                {"name": "Austin", "polygon": AUSTIN}]}),
+            ("Storm over Potter County", "Moderate", {"locations": [
+                {"name": "Potter", "country": "US", "geocodes": {"SAME": "048375"}}]}),
+            ("Expired flood in Travis", "Extreme", {
+                "valid_from": "2026-01-01T00:00:00Z", "locations": [
+                    {"name": "Travis", "country": "US", "geocodes": {"SAME": "048453"}}]}),
+            ("Ice in Anchorage", "Minor", {"locations": [
+                {"name": "Anchorage", "lat": 61.2, "lon": -149.9, "radius_km": 30}]})):
+        document = {"title": title, "kind": "natural", "tlp": "clear", "sectors": "all",
+                    "severity": severity, "source_id": f"map-{uuid.uuid4()}", **extra}
+        if title.startswith("Expired"):
+            document["valid_until"] = _an_hour_ago()
+        response = requests.post(f"{server.base}/api/v1/bulletins", json=document,
+                                 timeout=30, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 201, response.text
+    yield server
+    server.stop()
+
+
+def _an_hour_ago() -> str:
+    from infoshare import timestamps
+
+    return timestamps.format_stix(timestamps.now_us() - 3600 * 1_000_000)
+
+
+def session(live) -> requests.Session:
+    client = requests.Session()
+    login = client.get(f"{live.base}/console/login", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    assert client.post(f"{live.base}/console/login", timeout=30, data={
+        "name": "mapper", "password": PASSWORD, "csrf_token": token}).ok
+    return client
+
+
+def test_the_map_draws_real_boundaries_and_the_alerts_areas(live):
+    client = session(live)
+    us = client.get(f"{live.base}/console/?map=us", timeout=30).text
+    land = re.search(r'<path class="land" d="([^"]+)"', us).group(1)
+    assert land.count("M") >= 49  # the lower 48 and DC, at least, from the Census outlines
+    assert re.search(r'class="area sev-severe"', us)  # the Austin polygon
+    assert re.search(r'class="area sev-moderate"', us)  # Potter County, by its SAME code
+    assert re.search(r'class="area sev-extreme expired"', us)  # drawn, but as expired
+    assert "Expired flood in Travis" in us and ", expired)" in us
+    alaska = client.get(f"{live.base}/console/?map=ak", timeout=30).text
+    assert 'class="county"' in alaska and re.search(r'class="area sev-minor"', alaska)
+    for view in ("world", "hi", "pr", "pacific"):
+        assert client.get(f"{live.base}/console/?map={view}", timeout=30).status_code == 200
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_a_screenshot_of_the_map(live):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{live.base}/console/login")
+            page.get_by_label("Principal name").fill("mapper")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.goto(f"{live.base}/console/?map=us")
+            svg = page.locator("svg.map")
+            box = svg.bounding_box()
+            assert box and box["width"] > 300 and box["height"] > 100
+            assert page.locator("svg.map path.area").count() >= 3
+            svg.screenshot(path=str(ARTIFACTS / "map-us.png"))
+            page.goto(f"{live.base}/console/?map=ak")
+            page.locator("svg.map").screenshot(path=str(ARTIFACTS / "map-ak.png"))
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "map-us.png").stat().st_size > 10_000
