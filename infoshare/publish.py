@@ -33,6 +33,7 @@ from .stix import convert, definitions, markings
 from .stix.ids import IdSpace
 from .stix.validate import InvalidObject, check
 from .store import audit, provenance
+from .store import cves as cve_store
 from .store import notices as notice_store
 from .store import objects as object_store
 from .store.engine import read, write
@@ -359,6 +360,11 @@ def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
         return results
 
 
+def _is_open(audience: access.Audience) -> bool:
+    """Every reader may see it: TLP:CLEAR, every sector, no compartment."""
+    return audience.tlp == "clear" and audience.all_sectors and not audience.compartments
+
+
 def _publish(conn, authority: Authority, tier_map: tiers.Tiers, notice: Notice,
              publisher: access.Principal | None) -> Published:
     if not notice.source_id:
@@ -367,13 +373,18 @@ def _publish(conn, authority: Authority, tier_map: tiers.Tiers, notice: Notice,
     existing = notice_store.by_source(conn, notice.source, notice.org, notice.source_id)
     space = (IdSpace(uuid.UUID(existing.id_namespace))
              if existing is not None and existing.id_namespace else authority.ids)
-    objs = convert.convert(notice, _stamp(existing, {}), authority.ids, space)
+    shared = cve_store.shared(conn, notice.vulnerabilities)
+    objs = convert.convert(notice, _stamp(existing, {}), authority.ids, space, shared)
     stored = object_store.latest_stored(conn, [o["id"] for o in objs])
     before = {i: json.loads(s.raw) for i, s in stored.items()}
     if stored:
         created = {i: o["created"] for i, o in before.items()}
-        objs = convert.convert(notice, _stamp(existing, created), authority.ids, space)
+        objs = convert.convert(notice, _stamp(existing, created), authority.ids, space,
+                               shared)
     audience = notice_audience(notice)
+    if _is_open(audience) and not notice.revoked:
+        cve_store.claim(conn, {o["name"]: o["id"] for o in objs
+                               if o["type"] == "vulnerability"}, shared)
     # Audience is content: a narrower or wider audience re-versions every object.
     changed = [o for o in objs if o["id"] not in stored or stored[o["id"]].audience != audience
                or _comparable(before[o["id"]]) != _comparable(o)]

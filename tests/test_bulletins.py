@@ -505,3 +505,26 @@ def test_a_consumer_verifies_with_a_mainstream_jose_library(svc):
     with pytest.raises(jws.InvalidJWSSignature):
         signature.verify(keys.get_key(signature.jose_header["kid"]),
                          detached_payload=rfc8785.dumps(tampered))
+
+
+def test_a_cve_is_one_public_object_that_every_notice_references(svc):
+    """Where an open (TLP:CLEAR, all-sector) vulnerability object for a CVE exists, a
+    notice that mentions the CVE references it instead of minting its own."""
+    cve = f"CVE-2031-{uuid.uuid4().int % 90000 + 10000}"
+    public = svc.publish(bulletin(title="Catalog entry", tlp="clear", sectors="all",
+                                  vulnerabilities=[cve], threat_actors=[]), expect=201)
+    [shared] = [i for i in public["objects"] if i.startswith("vulnerability--")]
+    later = svc.publish(bulletin(title="Our take", tlp="amber", vulnerabilities=[cve],
+                                 threat_actors=[]), expect=201)
+    assert not any(i.startswith("vulnerability--") for i in later["objects"])
+    report = svc.taxii(f"collections/{ALL}/objects/{later['id']}/").json()["objects"][0]
+    assert shared in report["object_refs"]
+    mitigation = svc.taxii(f"collections/{ALL}/objects/?match[type]=relationship&limit=500"
+                           ).json()["objects"]
+    assert any(r["target_ref"] == shared and r["relationship_type"] == "mitigates"
+               and r["id"] in later["objects"] for r in mitigation)
+    # Once the open object is gone (its notice revoked), notices mint their own again.
+    assert svc.api("POST", f"bulletins/{public['id']}/revoke").status_code == 200
+    after = svc.publish(bulletin(title="After", tlp="green", vulnerabilities=[cve]),
+                        expect=201)
+    assert any(i.startswith("vulnerability--") and i != shared for i in after["objects"])

@@ -8,6 +8,7 @@ exact bytes. The tests run every output through stix2-validator instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import sectors, tiers, timestamps
@@ -50,8 +51,11 @@ class _Builder:
         self.made: dict[str, dict] = {}
         self.first_published = stamp.created_of(report_id(notice, space))
 
+    def id_of(self, object_type: str, role: str, key: str) -> str:
+        return self.space.stix_id(object_type, *self.key, role, key)
+
     def make(self, object_type: str, role: str, key: str, **properties) -> dict:
-        object_id = self.space.stix_id(object_type, *self.key, role, key)
+        object_id = self.id_of(object_type, role, key)
         if object_id in self.made:  # the same thing listed twice is one object
             return self.made[object_id]
         obj = {
@@ -73,17 +77,22 @@ class _Builder:
                   relationship_type=relationship, source_ref=source["id"], target_ref=target_id)
 
 
-def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = None
-            ) -> list[dict]:
+def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = None,
+            shared: Mapping[str, str] | None = None) -> list[dict]:
     """Every object of the notice, the report first.
 
     `ids` is the installation's id space (its identity, the sector identities); `space`
     names the notice's own objects, the same unless the notice predates it (ids.LEGACY).
+    `shared` maps CVEs to the public vulnerability object the notice references instead
+    of minting its own (store/cves.py), unless that object is the notice's own.
     """
     b = _Builder(notice, stamp, ids, space or ids)
+    shared = {cve: object_id for cve, object_id in (shared or {}).items()
+              if object_id != b.id_of("vulnerability", "vulnerability", cve)}
     report = b.make("report", "report", "report", name=notice.title)  # placeholder, refs below
     indicators = [_indicator(b, spec) for spec in notice.indicators]
-    vulnerabilities = [_vulnerability(b, cve) for cve in notice.vulnerabilities]
+    vulnerabilities = [shared.get(cve) or _vulnerability(b, cve)
+                       for cve in notice.vulnerabilities]
     for spec in notice.locations:
         _location(b, spec)
     mitigations = [b.make("course-of-action", "mitigation", text, name=_title(text),
@@ -97,6 +106,7 @@ def convert(notice: Notice, stamp: Stamp, ids: IdSpace, space: IdSpace | None = 
         b.make("note", "note", "hazard", abstract=notes.abstract(notice.title, facts),
                content=notes.content(facts), object_refs=[report["id"]])
     refs = [o["id"] for o in b.objects if o is not report] + sector_refs
+    refs += [v for v in vulnerabilities if isinstance(v, str)]
     report.update(_report_properties(notice, notice.published or b.first_published, refs,
                                      facts))
     return b.objects

@@ -199,10 +199,16 @@ def _subscription_areas(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE subscriptions ADD COLUMN {name} {kind}"))
 
 
+def _public_cves(conn: Connection) -> None:
+    """public_cves: the one public vulnerability object per CVE that notices share."""
+    metadata.create_all(conn, checkfirst=True)
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
-              _delivery_holder, _relay_provenance, _feed_notes, _subscription_areas)
+              _delivery_holder, _relay_provenance, _feed_notes, _subscription_areas,
+              _public_cves)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

@@ -303,6 +303,15 @@ audit = sa.Table(
     sa.Index("ix_audit_at", "at_us"),
 )
 
+# The public (TLP:CLEAR, all-sector) vulnerability object for a CVE: every later notice
+# that mentions the CVE references it instead of minting its own.
+public_cves = sa.Table(
+    "public_cves",
+    metadata,
+    sa.Column("cve", sa.String(40), primary_key=True),
+    sa.Column("object_id", sa.String(120), nullable=False),
+)
+
 # Where a relayed object came from (feeds/relay.py): the feed that brought it and the
 # pinned key it verified with, naming the hub that signed it; by the row's date_added.
 relayed = sa.Table(
