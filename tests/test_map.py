@@ -99,3 +99,36 @@ def test_a_screenshot_of_the_map(live):
         finally:
             browser.close()
     assert (ARTIFACTS / "map-us.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_a_subscriber_picks_and_draws_areas_on_the_console(live):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{live.base}/console/login")
+            page.get_by_label("Principal name").fill("mapper")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.goto(f"{live.base}/console/subscriptions")
+            page.locator("#f-name").fill("Texas and a drawn box")
+            page.get_by_label("States").fill("XX")
+            page.get_by_role("button", name="Create subscription").click()
+            assert "unknown state 'XX'" in page.content()  # the area named, nothing stored
+            page.get_by_label("States").fill("TX")
+            page.get_by_label("Circles").fill("61.2, -149.9, 40")
+            drawing = page.locator("[data-draw-map]")
+            box = drawing.bounding_box()
+            for fx, fy in ((0.30, 0.30), (0.45, 0.30), (0.45, 0.50), (0.30, 0.50)):
+                drawing.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+            drawn = page.locator("#f-area_geojson").input_value()
+            assert '"type":"Polygon"' in drawn.replace(" ", "")
+            page.get_by_role("button", name="Create subscription").click()
+            card = page.locator("section.subscription", has_text="Texas and a drawn box")
+            sync_api.expect(card).to_contain_text("TX; 40.0 km around 61.2, -149.9; a drawn area")
+            page.screenshot(path=str(ARTIFACTS / "subscription-areas.png"), full_page=True)
+        finally:
+            browser.close()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 ITEM_WORDS = {"vulnerabilities": "CVE", "references": "line", "mitigations": "line",
               "threat_actors": "line", "recipients": "line", "labels": "label",
-              "compartments": "compartment", "sectors": "sector"}
+              "compartments": "compartment", "sectors": "sector", "areas": "area"}
 
 
 def leaves(value) -> list[str]:

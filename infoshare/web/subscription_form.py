@@ -3,6 +3,7 @@ SubscriptionSchema (and the webhook safety check) judge it exactly as the API do
 
 from __future__ import annotations
 
+import json
 import re
 
 from marshmallow import ValidationError
@@ -14,17 +15,49 @@ from .. import outbound
 from ..schemas import SubscriptionSchema, subscription_columns
 from . import form_errors
 
-TEXT = ("name", "types", "labels", "min_severity", "max_tlp", "webhook_url", "webhook_secret")
+TEXT = ("name", "types", "labels", "min_severity", "max_tlp", "webhook_url", "webhook_secret",
+        "states", "counties", "circles", "area_geojson")
 
 
 def empty() -> dict:
-    return {**{key: "" for key in TEXT}, "sectors": [], "kinds": []}
+    return {**{key: "" for key in TEXT}, "sectors": [], "kinds": [], "include_unlocated": True}
 
 
 def from_form(form: MultiDict) -> dict:
     values = {key: form.get(key, "").strip() for key in TEXT}
-    values.update(sectors=form.getlist("sectors"), kinds=form.getlist("kinds"))
+    values.update(sectors=form.getlist("sectors"), kinds=form.getlist("kinds"),
+                  include_unlocated=form.get("include_unlocated") == "on")
     return values
+
+
+class BadAreaText(ValueError):
+    pass
+
+
+def areas(values: dict) -> list:
+    """The "Where" fields as the API's areas: states and county codes separated by spaces
+    or commas, one "lat, lon, radius_km" circle per line, and a drawn or pasted GeoJSON
+    polygon. What does not parse is sent as given, so the schema names the item."""
+    found: list = [{"state": w.upper()} for w in re.split(r"[\s,]+", values["states"]) if w]
+    found += [{"county": w} for w in re.split(r"[\s,]+", values["counties"]) if w]
+    for line in values["circles"].splitlines():
+        if line.strip():
+            found.append(_circle(line))
+    if values["area_geojson"]:
+        try:
+            found.append({"geojson": json.loads(values["area_geojson"])})
+        except ValueError:
+            found.append({"geojson": values["area_geojson"]})
+    return found
+
+
+def _circle(line: str) -> dict:
+    parts = [p for p in re.split(r"[\s,]+", line.strip()) if p]
+    try:
+        lat, lon, radius = (float(p) for p in parts)
+    except ValueError:
+        return {"point": line.strip()}  # the schema says what a point must be
+    return {"point": [lat, lon], "radius_km": radius}
 
 
 def to_json(values: dict) -> dict:
@@ -40,6 +73,10 @@ def to_json(values: dict) -> dict:
     for key in ("min_severity", "max_tlp", "webhook_url", "webhook_secret"):
         if values[key]:
             doc[key] = values[key]
+    where = areas(values)
+    if where:
+        doc["areas"] = where
+        doc["include_unlocated"] = bool(values.get("include_unlocated"))
     return doc
 
 

@@ -16,7 +16,7 @@ from ..schemas import dump_subscription
 from ..store import audit
 from ..store import subscriptions as store
 from ..store.engine import read, write
-from . import deliveries, subscription_form
+from . import deliveries, geo, subscription_form
 from .blueprint import bp
 from .common import principal, svc
 from .identity import login_required
@@ -30,7 +30,8 @@ def _page(values: dict, errors: dict | None = None):
                  for row in store.of_principal(conn, principal().pk)]
     return render_template("subscriptions.html", items=items, values=values,
                            errors=errors or {}, sectors=sectors.SECTORS, kinds=notices.KINDS,
-                           severities=notices.SEVERITIES[:-1], tlps=tiers.TLP_LEVELS)
+                           severities=notices.SEVERITIES[:-1], tlps=tiers.TLP_LEVELS,
+                           draw_view=geo.VIEWS["us"], draw_land=geo.land_path("us"))
 
 
 @bp.get("/subscriptions")

@@ -59,10 +59,44 @@
     if (target) { target.focus(); target.scrollIntoView({block: "start"}); }
   }
 
+  // Draw a subscription's area: each click on the map adds a point (lon, lat in the
+  // equirectangular degree units the map uses: x = lon + 180, y = 90 - lat); the polygon
+  // goes to the Drawn area field as GeoJSON, which the server checks like any other.
+  function wireDrawing() {
+    var map = document.querySelector("[data-draw-map]");
+    var target = document.querySelector("[data-draw-target]");
+    if (!map || !target) { return; }
+    var shape = map.querySelector(".drawn");
+    var points = [];
+    var render = function () {
+      shape.setAttribute("points", points.map(function (p) {
+        return (p[0] + 180) + "," + (90 - p[1]);
+      }).join(" "));
+      if (points.length >= 3) {
+        var ring = points.concat([points[0]]);
+        target.value = JSON.stringify({type: "Polygon", coordinates: [ring]});
+      }
+    };
+    map.addEventListener("click", function (event) {
+      var at = map.createSVGPoint();
+      at.x = event.clientX;
+      at.y = event.clientY;
+      var local = at.matrixTransform(map.getScreenCTM().inverse());
+      points.push([Math.round((local.x - 180) * 1e4) / 1e4,
+                   Math.round((90 - local.y) * 1e4) / 1e4]);
+      render();
+    });
+    var clear = document.querySelector("[data-draw-clear]");
+    if (clear) {
+      clear.addEventListener("click", function () { points = []; target.value = ""; render(); });
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     wireToggles();
     wireConfirms();
     wireLocations();
+    wireDrawing();
     focusResult();
   });
 }());
