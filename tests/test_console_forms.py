@@ -108,4 +108,11 @@ def test_map_projection_and_views():
     place = situation.Place("report--x", "t", "Severe", "Sacramento", 38.6, -121.5)
     assert us.shows(place) and geo.dots(us, [place])[0].x == pytest.approx(58.5)
     assert not us.shows(situation.Place("r", "t", "Minor", "Berlin", 52.5, 13.4))
-    assert geo.land_path().startswith("M") and geo.land_path().count("Z") > 20
+    world, states = geo.land_path("world"), geo.land_path("us")
+    assert world.startswith("M") and world.count("Z") > 150  # Natural Earth's countries
+    assert states.count("Z") >= 49  # the Census states of the contiguous US
+    assert geo.county_path("ak").count("Z") > 25 and geo.county_path("us") == ""
+    travis = SimpleNamespace(severity="Severe", report_id="report--x", title="t", document={
+        "locations": [{"name": "Travis", "country": "US", "geocodes": {"SAME": "048453"}}]})
+    areas = situation.areas([travis])
+    assert [a.name for a in areas] == ["Travis"] and geo.shapes(us, areas)[0].path
