@@ -450,6 +450,7 @@ def _notice_row(notice: Notice, report: dict, objs: list[dict],
         "all_sectors": notice.all_sectors, "revoked": notice.revoked,
         "published_by": publisher.pk if publisher else None,
         "created_us": timestamps.parse_us(report["created"]), "modified_us": modified_us,
+        "issued_us": timestamps.parse_us(report["published"]),
         "version": report["modified"], "object_ids": [o["id"] for o in objs],
         "document": schemas.dump_notice(notice),
     }

@@ -513,3 +513,11 @@ def test_a_chain_keeps_its_root_across_runs(world):
                                     "s@example.gov,A,2024-05-01T10:00:00-05:00")],
                     later.cursor)
     assert again.items == [] and "cancelled already" in again.errors[0].message
+
+
+def test_the_notice_row_keeps_the_sources_time(world):
+    spec = world.spec("issued", "cap", "/cap/nws-empty-polygon.xml?noetag")
+    world.run(spec)
+    [row] = world.notices(spec)
+    assert row.issued_us == cap_parse.cap_time("2024-12-10T03:12:00-06:00", "sent")
+    assert row.created_us > row.issued_us  # stored today, issued in 2024

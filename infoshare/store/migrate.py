@@ -204,11 +204,19 @@ def _public_cves(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
+def _notice_issued(conn: Connection) -> None:
+    """notices.issued_us: the source's time; older notices take their first publication."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("notices")}
+    if "issued_us" not in columns:
+        conn.execute(sa.text("ALTER TABLE notices ADD COLUMN issued_us BIGINT"))
+    conn.execute(sa.text("UPDATE notices SET issued_us = created_us WHERE issued_us IS NULL"))
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
               _delivery_holder, _relay_provenance, _feed_notes, _subscription_areas,
-              _public_cves)
+              _public_cves, _notice_issued)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

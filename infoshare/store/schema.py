@@ -185,6 +185,9 @@ notices = sa.Table(
     # The namespace its STIX ids were made in: NULL for the installation's own (see
     # stix/ids.py); notices from before that namespace existed keep the legacy one.
     sa.Column("id_namespace", sa.String(36)),
+    # When the source issued it (the report's published: CAP sent, KEV dateAdded, RSS
+    # pubDate; a bulletin's first publication): what the console tells and sorts by.
+    sa.Column("issued_us", sa.BigInteger),
     sa.Index("uq_notices_source_org", "source", "org", "source_id", unique=True),
     sa.Index("ix_notices_modified", "modified_us"),
 )
