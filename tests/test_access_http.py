@@ -26,6 +26,8 @@ import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from infoshare import access, sectors, tiers
 from infoshare.notices import KINDS
@@ -120,6 +122,11 @@ class World:
         for name, key in keys.items():
             session = requests.Session()
             session.headers["Authorization"] = f"Bearer {key}"
+            # A kept-alive connection the server closed as idle just as a request left
+            # (likely when the machine is overloaded) is reset: reads are retried, as
+            # any HTTP client must for idempotent requests.
+            session.mount("http://", HTTPAdapter(max_retries=Retry(
+                total=3, connect=3, read=3, allowed_methods={"GET"}, status=0)))
             self.sessions[name] = session
         self.entries: list[Entry] = []  # every bulletin published in this module
 

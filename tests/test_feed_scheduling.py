@@ -88,6 +88,9 @@ interval = 3600
         while time.monotonic() < deadline and not source.hits:
             time.sleep(0.2)
         assert len(source.hits) == 1, "a feed that never ran runs at start"
+        while time.monotonic() < deadline and not _last_run(env):
+            time.sleep(0.5)  # the run is recorded once its items are stored
+        assert _last_run(env), "the first run was never recorded"
     finally:
         server.stop()
     server = LiveServer(env, workers=1)
@@ -96,3 +99,8 @@ interval = 3600
     finally:
         server.stop()
     assert len(source.hits) == 1, "the restart ran the feed again before its hour"
+
+
+def _last_run(env) -> str | None:
+    status = [json.loads(line) for line in cli(env, "feeds", "status").stdout.splitlines()]
+    return status[0]["last_run"] if status else None
