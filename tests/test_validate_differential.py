@@ -271,3 +271,15 @@ def test_a_pattern_is_judged_by_its_exact_text():
         assert_agree(obj)
     messages = conformance.errors(copy.deepcopy(bad))
     assert messages and all(m.startswith(bad["id"]) for m in messages)
+
+
+def test_long_patterns_are_judged_but_not_kept():
+    """A partner's 10 MiB pattern must not sit in the cache: only short texts are kept."""
+    conformance._pattern_messages.cache_clear()
+    long = dict(EXAMPLES["indicator"], pattern="[domain-name:value = '" + "a" * 5000 + "']")
+    broken_long = dict(long, pattern=long["pattern"][:-1])
+    for obj in (long, broken_long):
+        assert_agree(obj)
+    assert conformance._pattern_messages.cache_info().currsize == 0
+    assert_agree(EXAMPLES["indicator"])
+    assert conformance._pattern_messages.cache_info().currsize == 1

@@ -10,7 +10,8 @@ three that are made cheaper without changing what they report:
 
 - `patterns`: the pattern is parsed once (the validator's grammar check and the inspection
   of its types and properties share one parse tree) and the result is kept per exact
-  pattern text and version in a bounded LRU cache; errors are rebuilt per object.
+  pattern text and version in an LRU cache bounded in entries and in the length of what
+  it keeps; errors are rebuilt per object, so nothing of one object reaches another.
 - `timestamp`: dateutil is asked only when a timestamp is not plainly a real date and time.
 - the SHOULD checks do not change a non-strict verdict, but an exception from one of them
   made the whole call fail; they run only on an object that is otherwise valid, so such an
@@ -51,7 +52,8 @@ from stix2validator.v21 import enums, musts, shoulds
 
 OPTIONS = ValidationOptions(strict=False, version="2.1")
 SCHEMA_DIR = os.path.abspath(os.path.dirname(stix2validator.__file__) + "/schemas-2.1/schemas/")
-PATTERN_CACHE_SIZE = 4096
+PATTERN_CACHE_SIZE = 4096  # entries
+PATTERN_CACHE_MAX_CHARS = 2048  # longer patterns are parsed every time, never kept
 
 
 # --- schemas -------------------------------------------------------------------------------
@@ -207,7 +209,10 @@ def patterns(instance, options):
     if not isinstance(version, str):  # not a cache key: True == 1 would share an entry
         yield from musts.patterns(instance, options)
         return
-    for message in _pattern_messages(instance["pattern"], version):
+    pattern = instance["pattern"]
+    judge = (_pattern_messages if len(pattern) <= PATTERN_CACHE_MAX_CHARS
+             else _pattern_messages.__wrapped__)
+    for message in judge(pattern, version):
         yield SchemaValidationError(message, path=deque([instance["id"]]))
 
 
