@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from stix2validator import ValidationOptions, validate_instance
+from stix2validator.v21 import musts
 
 from infoshare.stix import conformance
 from infoshare.stix.validate import InvalidObject, check
@@ -276,10 +277,70 @@ def test_a_pattern_is_judged_by_its_exact_text():
 def test_long_patterns_are_judged_but_not_kept():
     """A partner's 10 MiB pattern must not sit in the cache: only short texts are kept."""
     conformance._pattern_messages.cache_clear()
-    long = dict(EXAMPLES["indicator"], pattern="[domain-name:value = '" + "a" * 5000 + "']")
+    long = dict(EXAMPLES["indicator"], pattern="[file:name = '" + "a" * 5000 + "']")
     broken_long = dict(long, pattern=long["pattern"][:-1])
     for obj in (long, broken_long):
         assert_agree(obj)
     assert conformance._pattern_messages.cache_info().currsize == 0
-    assert_agree(EXAMPLES["indicator"])
+    assert_agree(dict(EXAMPLES["indicator"], pattern="[file:name = 'a']"))
     assert conformance._pattern_messages.cache_info().currsize == 1
+
+
+# --- the plain patterns that are not parsed ----------------------------------------------------
+
+PLAIN_TEXT = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E,
+                                          exclude_characters="\"'()[\\]"), min_size=1)
+PLAIN_COMPARISON = st.builds(
+    "[{}:value = '{}']".format,
+    st.sampled_from(["ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "mac-addr"]),
+    PLAIN_TEXT)
+NEAR_COMPARISON = st.builds(
+    "[{}:{} {} '{}']".format,
+    st.sampled_from(["ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "mac-addr",
+                     "file", "x-acme", "IPv4-addr", "ipv4-addr "]),
+    st.sampled_from(["value", "value", "value", "values", "Value", "name", "value.x"]),
+    st.sampled_from(["=", "=", "=", "!=", "LIKE", "==", "IN"]),
+    st.text(alphabet=st.one_of(st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+                               st.sampled_from(["\\", "'", "[", "]", "(", ")", "\n", "é",
+                                                "💥"])), max_size=12),
+)
+COMPARISONS = st.one_of(PLAIN_COMPARISON, PLAIN_COMPARISON, NEAR_COMPARISON)
+JOINS = st.sampled_from([" OR ", " AND ", " OR ", " AND ", " OR ", " FOLLOWEDBY ", "  OR ",
+                         "OR", " or "])
+
+
+@st.composite
+def plain_looking(draw):
+    parts = [draw(COMPARISONS)]
+    for _ in range(draw(st.integers(0, 3))):
+        parts += [draw(JOINS), draw(COMPARISONS)]
+    return draw(st.sampled_from(["", "", "", "", "(", " "])) + "".join(parts) + draw(
+        st.sampled_from(["", "", "", "", "", " ", ")", "\n", " WITHIN 5 SECONDS"]))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(plain_looking())
+def test_plain_patterns_need_no_parse(pattern):
+    """Whatever the unparsed form lets through, the validator's own pattern MUST (two
+    parses, no cache) finds nothing wrong with; the rest goes to the parser as before."""
+    plain = conformance.plain_pattern(pattern, "2.1")
+    event("plain" if plain else "parsed")
+    if plain:
+        probe = {"type": "indicator", "pattern_type": "stix", "pattern": pattern,
+                 "spec_version": "2.1", "id": "indicator--x"}
+        assert list(musts.patterns(probe, OPTIONS)) == []
+    obj = dict(EXAMPLES["indicator"], pattern=pattern)
+    assert_agree(obj)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(PLAIN_COMPARISON, min_size=1, max_size=4),
+       st.lists(st.sampled_from([" OR ", " AND "]), min_size=3, max_size=3))
+def test_every_plain_pattern_passes_the_validators_pattern_check(comparisons, joins):
+    """The plain form itself, densely: each one passes the validator's pattern MUST."""
+    pattern = comparisons[0] + "".join(j + c for j, c in zip(joins, comparisons[1:],
+                                                             strict=False))
+    assert conformance.plain_pattern(pattern, "2.1")
+    probe = {"type": "indicator", "pattern_type": "stix", "pattern": pattern,
+             "spec_version": "2.1", "id": "indicator--x"}
+    assert list(musts.patterns(probe, OPTIONS)) == []

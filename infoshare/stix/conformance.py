@@ -8,8 +8,10 @@ schemas, patched the same way, are compiled once per process into validators sha
 registry that already holds every schema; its own MUST checks run as they are, except
 three that are made cheaper without changing what they report:
 
-- `patterns`: the pattern is parsed once (the validator's grammar check and the inspection
-  of its types and properties share one parse tree) and the result is kept per exact
+- `patterns`: a plain comparison of values (`[ipv4-addr:value = '...'] OR ...`, a form
+  the grammar accepts whole) is not parsed; any other pattern is parsed once (the
+  validator's grammar check and the inspection of its types and properties share one
+  parse tree) and the result is kept per exact
   pattern text and version in an LRU cache bounded in entries and in the length of what
   it keeps; errors are rebuilt per object, so nothing of one object reaches another.
 - `timestamp`: dateutil is asked only when a timestamp is not plainly a real date and time.
@@ -195,8 +197,31 @@ def _pattern_messages(pattern: str, version: str) -> tuple[str, ...]:
     return tuple(messages)
 
 
+# The commonest indicator patterns, `[ipv4-addr:value = '198.51.100.1'] OR [domain-name:value
+# = 'c2.example']`: observable types the validator knows, their `value` property, a string
+# literal of printable ASCII without quotes, backslashes, brackets or parentheses, joined by
+# " OR " / " AND ". The 2.1 grammar accepts every such text, nothing in it is a hash,
+# a qualifier or a custom name, so `musts.patterns` reports nothing: parsing it would only
+# confirm that. tests/test_validate_differential.py checks this against the parser on
+# generated texts in and around this form; anything else is parsed.
+_VALUE_TYPES = "ipv4-addr|ipv6-addr|domain-name|url|email-addr|mac-addr"
+_PLAIN_COMPARISON = rf"\[(?:{_VALUE_TYPES}):value = '[!#-&*-Z^-~]+'\]"
+_PLAIN_PATTERN = re.compile(rf"{_PLAIN_COMPARISON}(?: (?:OR|AND) {_PLAIN_COMPARISON})*\Z")
+
+
+if not all(t in enums.OBSERVABLE_TYPES and "value" in enums.OBSERVABLE_PROPERTIES[t]
+           for t in _VALUE_TYPES.split("|")):  # the form's premise, checked on every start
+    raise RuntimeError("stix2-validator no longer knows the value of " + _VALUE_TYPES)
+
+
+def plain_pattern(pattern: str, version: str) -> bool:
+    """True when the pattern is of the plain form above, which the validator accepts."""
+    return version == "2.1" and _PLAIN_PATTERN.match(pattern) is not None
+
+
 def patterns(instance, options):
-    """`musts.patterns`, parsed once and cached by exact pattern text and version."""
+    """`musts.patterns`, parsed once and cached by exact pattern text and version; plain
+    comparisons of values are known to pass without parsing."""
     if (instance["type"] != "indicator" or instance.get("pattern_type", "") != "stix"
             or isinstance(instance.get("pattern", None), str) is False):
         return
@@ -210,6 +235,8 @@ def patterns(instance, options):
         yield from musts.patterns(instance, options)
         return
     pattern = instance["pattern"]
+    if plain_pattern(pattern, version):
+        return
     judge = (_pattern_messages if len(pattern) <= PATTERN_CACHE_MAX_CHARS
              else _pattern_messages.__wrapped__)
     for message in judge(pattern, version):
