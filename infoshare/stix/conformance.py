@@ -11,9 +11,9 @@ three that are made cheaper without changing what they report:
 - `patterns`: a plain comparison of values (`[ipv4-addr:value = '...'] OR ...`, a form
   the grammar accepts whole) is not parsed; any other pattern is parsed once (the
   validator's grammar check and the inspection of its types and properties share one
-  parse tree) and the result is kept per exact
-  pattern text and version in an LRU cache bounded in entries and in the length of what
-  it keeps; errors are rebuilt per object, so nothing of one object reaches another.
+  parse tree) and the result is kept per exact pattern text and version in an LRU cache
+  bounded in entries and in the length of what it keeps; errors are rebuilt per object,
+  so nothing of one object reaches another.
 - `timestamp`: dateutil is asked only when a timestamp is not plainly a real date and time.
 - the SHOULD checks do not change a non-strict verdict, but an exception from one of them
   made the whole call fail; they run only on an object that is otherwise valid, so such an
