@@ -1,9 +1,11 @@
 """Validation of STIX objects that arrive from outside (TAXII POST, upstream feeds).
 
 A third-party object is stored as received or not at all, so every check happens before
-storage and every failure says which property is wrong. stix2-validator checks the
-schemas; the checks in front of it give clearer messages for what TAXII itself relies on
-(the id, the spec version, the version timestamp).
+storage and every failure says which property is wrong. stix2-validator's verdicts (its
+schemas and MUST checks, `conformance.errors`, reached without its per-object reloading)
+decide validity; the checks in front of them give clearer messages for what TAXII itself
+relies on (the id, the spec version, the version timestamp). A bundle is not an object of
+an envelope and is refused here (the validator would judge its contents instead).
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stix2validator import ValidationOptions, validate_instance
-
 from .. import timestamps
+from . import conformance
 
 _ID = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9]|[a-z0-9])--"
                  r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-_OPTIONS = ValidationOptions(strict=False, version="2.1")
 
 
 class InvalidObject(ValueError):
@@ -42,6 +42,8 @@ def check(obj: object) -> Checked:
         raise InvalidObject("type is missing")
     if not isinstance(object_id, str) or not _ID.match(object_id):
         raise InvalidObject(f"id {object_id!r} is not of the form {object_type}--<uuid>")
+    if object_type == "bundle":
+        raise InvalidObject("type bundle: send the bundle's objects, not the bundle")
     if object_id.split("--", 1)[0] != object_type:
         raise InvalidObject(f"id {object_id!r} does not start with its type {object_type!r}")
     if obj.get("spec_version") != "2.1":
@@ -58,11 +60,10 @@ def check(obj: object) -> Checked:
         if name in obj and not isinstance(obj[name], str):
             raise InvalidObject(f"{name} must be a timestamp string")
     try:
-        result = validate_instance(dict(obj), _OPTIONS)
+        errors = conformance.errors(dict(obj))
     except Exception as exc:  # the validator assumes types its schema checks later
         raise InvalidObject(f"not valid STIX 2.1: a property has the wrong type "
                             f"({type(exc).__name__})") from None
-    if not result.is_valid:
-        messages = "; ".join(str(e).split(": ", 1)[-1] for e in result.errors)
-        raise InvalidObject(messages or "not valid STIX 2.1")
+    if errors:
+        raise InvalidObject("; ".join(e.split(": ", 1)[-1] for e in errors))
     return Checked(object_id, object_type, "2.1", version, version_us)
