@@ -14,3 +14,4 @@ from . import (  # noqa: F401  (each registers its routes on the blueprint)
     subscriptions,
 )
 from .blueprint import bp  # noqa: F401
+from .landing import landing_bp  # noqa: F401

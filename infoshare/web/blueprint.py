@@ -26,6 +26,11 @@ def _who_and_csrf() -> None:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
+    return security_headers(response)
+
+
+def security_headers(response: Response) -> Response:
+    """The console's headers, shared with the landing page (landing.py)."""
     response.headers.setdefault("Content-Security-Policy", _CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
