@@ -1,0 +1,62 @@
+"""Time told truthfully: whether a notice still holds, and when it happened.
+
+Pure: a notice's flags and document in, facts out; no Flask, no database. Every page
+that shows a notice asks here, so the overview, the list and the bulletin page agree.
+
+- state: revoked (the publisher withdrew it), expired (its valid_until has passed; the
+  overview already leaves these out) or active.
+- event time: when the source says it happened (valid_from: a feed's effective/onset/sent,
+  an advisory's date, what the author gave), else its first publication (the report's
+  `published`). Ingestion (first stored, last changed) is shown after it, never instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import timestamps
+
+ACTIVE, EXPIRED, REVOKED = "active", "expired", "revoked"
+
+
+@dataclass(frozen=True)
+class Validity:
+    state: str  # ACTIVE, EXPIRED or REVOKED
+    valid_from: int | None  # microseconds; None: from publication
+    valid_until: int | None  # None: no end given
+    revoked_us: int | None  # when it was revoked (its last change), if it was
+
+    @property
+    def label(self) -> str:
+        return self.state.capitalize()
+
+
+def _us(text: str | None) -> int | None:
+    try:
+        return timestamps.parse_us(text) if text else None
+    except timestamps.BadTimestamp:
+        return None
+
+
+def validity(revoked: bool, document: dict, modified_us: int, now_us: int) -> Validity:
+    start, end = _us(document.get("valid_from")), _us(document.get("valid_until"))
+    if revoked:
+        state = REVOKED
+    elif end is not None and end <= now_us:
+        state = EXPIRED
+    else:
+        state = ACTIVE
+    return Validity(state, start, end, modified_us if revoked else None)
+
+
+def event_us(document: dict, published_us: int) -> int:
+    """The source's time (valid_from), else first publication. The same rule as the
+    store's SQL (store/event_time.py), for rows already in hand."""
+    start = _us(document.get("valid_from"))
+    return start if start is not None else published_us
+
+
+def is_current(document: dict, now_us: int) -> bool:
+    """Not expired (revocation is the store's filter)."""
+    end = _us(document.get("valid_until"))
+    return end is None or end > now_us
