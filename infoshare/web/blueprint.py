@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from . import csrf, display, form_errors, identity
-from .common import can_publish
+from .common import can_publish, is_admin
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -53,5 +53,5 @@ def csrf_token() -> str:
 @bp.context_processor
 def _globals() -> dict:
     who = g.get("principal")
-    return {"principal": who, "publisher": can_publish(who), "display": display,
-            "form_errors": form_errors}
+    return {"principal": who, "publisher": can_publish(who), "admin": is_admin(who),
+            "display": display, "form_errors": form_errors}

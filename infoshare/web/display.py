@@ -80,3 +80,14 @@ def every(seconds: int) -> str:
                 return once or f"every {unit}"
             return f"every {count} {unit}s"
     return f"every {seconds} s"
+
+
+def details(value) -> str:
+    """An audit entry's details as "key: value; ..." (lists joined by commas)."""
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    parts = []
+    for key, item in value.items():
+        shown = ", ".join(map(str, item)) if isinstance(item, list | tuple) else str(item)
+        parts.append(f"{key.replace('_', ' ')}: {shown}")
+    return "; ".join(parts)

@@ -1,0 +1,18 @@
+"""Every /console/ URL no page claims: the console's own 404 page.
+
+The admin area answers non-admins with this same page (identity.admin_required), so a URL
+under /console/admin/ looks to them exactly like one that does not exist, whatever the
+method: the catch-all takes GET and POST, as the admin pages do, and runs after the same
+session and CSRF checks.
+"""
+
+from __future__ import annotations
+
+from flask import abort
+
+from .blueprint import bp
+
+
+@bp.route("/<path:anything>", methods=["GET", "POST"])
+def unknown(anything: str):
+    abort(404)
