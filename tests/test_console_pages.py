@@ -352,15 +352,21 @@ def test_root_and_favicon_answer(live):
     assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/")
 
 
-def test_a_date_time_field_is_one_tab_stop(pages, live):
+def test_a_date_time_field_is_one_tab_stop(pages, live, axe):
     page = pages["analyst"]
     page.goto(f"{live.base}/console/bulletins/new")
     page.locator("#f-valid_from").focus()
     page.keyboard.press("Tab")
     expect(page.locator("#f-valid_until")).to_be_focused()
+    page.keyboard.type("2020-01-01 10:00")
+    page.get_by_role("button", name="Preview").click()  # no title: the form shows errors
+    expect(page.locator("#problems")).to_be_visible()
+    expect(page.locator("#f-valid_until")).to_have_value("2020-01-01 10:00")
+    assert not axe_violations(page, axe)  # the form with its errors
+    shot(page, "compose-errors")
 
 
-def test_webhook_errors_name_what_the_form_shows(pages, live):
+def test_webhook_errors_name_what_the_form_shows(pages, live, axe):
     page = pages["reader"]
     page.goto(f"{live.base}/console/subscriptions")
     page.get_by_label("Name").fill("Hook without secret")
@@ -370,6 +376,7 @@ def test_webhook_errors_name_what_the_form_shows(pages, live):
     text = page.locator("#problems").inner_text() + page.locator(
         ".field-errors").all_inner_texts().__str__()
     assert "webhook_" not in text, text
+    assert not axe_violations(page, axe)  # the page with its errors, too
 
 
 # --- keyboard paths ----------------------------------------------------------------------
@@ -385,7 +392,7 @@ def tab_to(page, selector: str, limit: int = 120) -> None:
     raise AssertionError(f"{selector} not reached with Tab")
 
 
-def test_keyboard_compose_publish_and_revoke(pages, live):
+def test_keyboard_compose_publish_and_revoke(pages, live, axe):
     page = pages["analyst"]
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{live.base}/console/bulletins/new")
@@ -400,6 +407,8 @@ def test_keyboard_compose_publish_and_revoke(pages, live):
     tab_to(page, "button[value=preview]")
     page.keyboard.press("Enter")
     expect(page.locator("#preview")).to_be_focused()
+    assert not axe_violations(page, axe)  # the page with its preview
+    shot(page, "keyboard-preview")
     tab_to(page, "button[value=publish]")
     page.keyboard.press("Enter")
     expect(page.locator(".flash-success")).to_contain_text("Published")
