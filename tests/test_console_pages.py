@@ -336,6 +336,7 @@ def test_a_wrong_password_keeps_next(browser, live):
     page.get_by_label("Password").fill("wrong password")
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#login-error")).to_be_visible()
+    assert page.url.endswith(f"/console/login?next={target}"), page.url  # a reload keeps it
     page.get_by_label("Password").fill(PASSWORDS["analyst"])
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Notice with a long reference")).to_be_visible()
@@ -350,6 +351,16 @@ def test_root_and_favicon_answer(live):
         assert f'href="{link}"' in root.text, link
     icon = requests.get(live.base + "/favicon.ico", timeout=30)
     assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/")
+
+
+def test_date_filters_are_one_tab_stop_each(pages, live):
+    page = pages["analyst"]
+    page.goto(f"{live.base}/console/bulletins")
+    page.locator("#f-from").focus()
+    page.keyboard.press("Tab")
+    expect(page.locator("#f-to")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#f-since")).to_be_focused()
 
 
 def test_a_date_time_field_is_one_tab_stop(pages, live, axe):
