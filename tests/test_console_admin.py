@@ -181,6 +181,7 @@ def test_admin_forms_keep_csrf_protection(live):
     ({"name": "n4", "org": "X", "tier": "trusted", "sectors": "moon"}, "Sectors"),
     ({"name": "n5", "org": "X", "tier": "trusted", "compartments": "NOPE"}, "Compartments"),
     ({"name": "reader", "org": "X", "tier": "trusted"}, "Name"),
+    ({"name": "operator", "org": "X", "tier": "trusted"}, "Name"),  # the CLI's audit actor
     ({"name": "n6" * 150, "org": "X", "tier": "trusted"}, "Name"),
 ])
 def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(live, fields, label):

@@ -21,6 +21,9 @@ from .schema import principals
 
 MIN_PASSWORD = 12
 MAX_NAME = 200  # the columns' length: longer is refused here, not by the database
+# The audit trail's actors that are not principals: a principal by one of these names
+# would make its entries indistinguishable from the CLI's, the service's or a feed's.
+RESERVED_NAMES = ("operator", "service")
 
 
 class AccountError(store.PrincipalError):
@@ -84,6 +87,8 @@ def add(conn: Connection, settings: Settings, actor: str, *, name: str, org: str
         if len(value) > MAX_NAME or not value.isprintable():
             raise AccountError(f"{field} must be at most {MAX_NAME} printable characters",
                                field)
+    if name.lower() in RESERVED_NAMES or name.lower().startswith("feed:"):
+        raise AccountError(f"{name!r} is reserved for the audit trail's own actors", "name")
     if store.by_name(conn, name) is not None:
         raise AccountError(f"a principal named {name!r} exists already", "name")
     chosen = _roles(roles)
