@@ -57,6 +57,9 @@ def test_the_list_sorts_and_ranges_by_event_time(database_url, tmp_path):
             return re.findall(r'<td class="title-cell"><a href="[^"]+">([^<]+)</a>', text)
 
         assert titles("") == ["tomorrow", "today", "in 2020"]
+        listed = session.get(f"{server.base}/console/bulletins", timeout=30).text
+        assert re.findall(r'class="status status-(\w+)"', listed) == [
+            "upcoming", "active", "active"]  # "in 2020" has no end: still active
         assert titles("?from=2020-01-01&to=2020-12-31") == ["in 2020"]
         assert titles("?to=2029-12-31") == ["today", "in 2020"]
         after = f"{timestamps.parse_us('2030-01-01T00:00:00Z')}~{ids['tomorrow']}"

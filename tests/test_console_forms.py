@@ -136,6 +136,8 @@ def test_states_and_event_time():
     assert timeline.validity(False, {}, now, now).state == "active"
     assert timeline.validity(False, {"valid_until": "2030-01-01T00:00:00Z"}, now,
                              now).state == "active"
+    ahead = timeline.validity(False, {"valid_from": "2030-01-01T00:00:00Z"}, now, now)
+    assert ahead.state == "upcoming" and display.validity(ahead).endswith("not yet in effect")
     assert timeline.event_us(old, now) == timestamps.parse_us("2020-03-01T00:00:00Z")
     assert timeline.event_us({}, now) == now  # no source time: first publication
     revoked = display.validity(timeline.validity(True, {}, now, now))

@@ -65,7 +65,7 @@ def validity(valid) -> str:
     if valid.state == "expired":
         return f"from {start} to {when_us(valid.valid_until)}; expired"
     end = f"until {when_us(valid.valid_until)}" if valid.valid_until else "until revoked"
-    return f"from {start} {end}"
+    return f"from {start} {end}" + ("; not yet in effect" if valid.state == "upcoming" else "")
 
 
 _UNITS = ((86_400, "day", "daily"), (3_600, "hour", "hourly"), (60, "minute", None))

@@ -4,7 +4,8 @@ Pure: a notice's flags and document in, facts out; no Flask, no database. Every 
 that shows a notice asks here, so the overview, the list and the bulletin page agree.
 
 - state: revoked (the publisher withdrew it), expired (its valid_until has passed; the
-  overview already leaves these out) or active.
+  overview leaves these out), upcoming (its valid_from is still ahead: a forecast, a
+  scheduled outage) or active.
 - event time: when the source says it happened (valid_from: a feed's effective/onset/sent,
   an advisory's date, what the author gave), else its first publication (the report's
   `published`). Ingestion (first stored, last changed) is shown after it, never instead.
@@ -16,12 +17,12 @@ from dataclasses import dataclass
 
 from .. import timestamps
 
-ACTIVE, EXPIRED, REVOKED = "active", "expired", "revoked"
+ACTIVE, EXPIRED, REVOKED, UPCOMING = "active", "expired", "revoked", "upcoming"
 
 
 @dataclass(frozen=True)
 class Validity:
-    state: str  # ACTIVE, EXPIRED or REVOKED
+    state: str  # ACTIVE, EXPIRED, REVOKED or UPCOMING
     valid_from: int | None  # microseconds; None: from publication
     valid_until: int | None  # None: no end given
     revoked_us: int | None  # when it was revoked (its last change), if it was
@@ -44,6 +45,8 @@ def validity(revoked: bool, document: dict, modified_us: int, now_us: int) -> Va
         state = REVOKED
     elif end is not None and end <= now_us:
         state = EXPIRED
+    elif start is not None and start > now_us:
+        state = UPCOMING
     else:
         state = ACTIVE
     return Validity(state, start, end, modified_us if revoked else None)
