@@ -156,6 +156,14 @@ def test_admin_urls_look_like_unknown_urls_to_everyone_else(live):
                 "csrf_token": token, "name": "intruder", "org": "X", "tier": "trusted",
                 "roles": "admin", "password": "a long enough password"})
             assert (answer.status_code, answer.text) == (404, unknown_post.text), (who, path)
+        for method in ("OPTIONS", "PUT", "DELETE", "HEAD"):
+            unknown_other = session.request(method, f"{live.base}/console/no-such-page",
+                                            timeout=30)
+            for path in admin_paths:
+                answer = session.request(method, live.base + path, timeout=30)
+                assert (answer.status_code, answer.text, answer.headers.get("Allow")) == (
+                    unknown_other.status_code, unknown_other.text,
+                    unknown_other.headers.get("Allow")), (who, method, path)
         assert 'href="/console/admin' not in session.get(f"{live.base}/console/",
                                                           timeout=30).text
     assert principal_count(live) == before

@@ -17,11 +17,19 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+# Every console URL answers OPTIONS alike: the automatic answer lists each route's own
+# methods, which would tell an admin-only route from a URL no page claims (unknown.py).
+_OPTIONS_ALLOW = "GET, HEAD, OPTIONS, POST"
+
+
 @bp.before_request
-def _who_and_csrf() -> None:
+def _who_and_csrf() -> Response | None:
+    if request.method == "OPTIONS":
+        return Response(status=200, headers={"Allow": _OPTIONS_ALLOW})
     g.principal = identity.load_principal()
     if request.method == "POST":
         csrf.check()
+    return None
 
 
 @bp.after_request
