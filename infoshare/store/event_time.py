@@ -2,8 +2,10 @@
 
 The source's time is the notice's `valid_from` (a feed's CAP effective/onset/sent, a KEV
 entry's dateAdded, an RSS item's date, or what a bulletin's author gave); without one, its
-first publication (`created_us`, which is the report's `published`). The console lists,
-sorts and filters by it, so a 2020 advisory imported today is not shown as news.
+first publication (`created_us`). The report's `published` (a source's issue time, where
+it gives one) is not in the notices table; every feed that sets it also sets valid_from,
+and the bulletin page, which reads the report, uses it. The console lists, sorts and
+filters by this time, so a 2020 advisory imported today is not shown as news.
 
 STIX timestamps are text in the stored document; turning them into microseconds needs
 each database's own date function, hence the two compilations below.

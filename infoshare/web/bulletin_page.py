@@ -46,8 +46,9 @@ def bulletin(report_id: str):
 
 
 def _published_us(objects: list[stix_objects.ObjectView], row) -> int:
-    """The report's `published` (its first publication, or the source's time where the
-    notice carries one), else the notice's first stored time."""
+    """The report's `published`: when the source issued it where the source says (a CAP
+    alert's sent), else the service's first publication; without a visible report, the
+    notice's first stored time."""
     report = next((o for o in objects if o.id == row.report_id), None)
     try:
         return timestamps.parse_us(report.published) if report and report.published \

@@ -7,8 +7,9 @@ that shows a notice asks here, so the overview, the list and the bulletin page a
   overview leaves these out), upcoming (its valid_from is still ahead: a forecast, a
   scheduled outage) or active.
 - event time: when the source says it happened (valid_from: a feed's effective/onset/sent,
-  an advisory's date, what the author gave), else its first publication (the report's
-  `published`). Ingestion (first stored, last changed) is shown after it, never instead.
+  an advisory's date, what the author gave), else the report's `published` (the source's
+  issue time where it gives one, else the first publication). Ingestion (first stored,
+  last changed) is shown after it, never instead.
 """
 
 from __future__ import annotations
