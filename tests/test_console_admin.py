@@ -285,6 +285,28 @@ def test_clearance_disable_password_and_keys(boss, live):
             "principal-set-password", "key-add", "key-revoke"} <= set(actions)
 
 
+def test_the_cli_update_and_enable_write_what_the_console_writes(live):
+    """`principals update` / `enable` are the console's Save clearance / Enable: the same
+    function, the same audit action and details; only the actor differs."""
+    cli(live.env, "principals", "update", "analyst", "--tier", "partner", "--sector",
+        "water", "--role", "publisher")
+    cli(live.env, "principals", "disable", "analyst")
+    cli(live.env, "principals", "enable", "analyst")
+    assert listed(live)["analyst"] == {"tier": "partner", "roles": ["publisher"],
+                                       "disabled": False}
+    mine = [e for e in audit_entries(live) if e["target"] == "analyst"]
+    update = next(e for e in mine if e["action"] == "principal-update")
+    assert update["actor"] == "operator" and set(update["details"]["changed"]) == {
+        "tier", "all_sectors", "sector_mask"}
+    by_console = next(e for e in audit_entries(live, "principal-update")
+                      if e["actor"] == "boss")
+    assert update["details"].keys() == by_console["details"].keys()
+    assert [e["action"] for e in mine][-2:] == ["principal-disable", "principal-enable"]
+    refused = cli(live.env, "principals", "update", "analyst", "--tier", "godlike",
+                  check=False)
+    assert refused.returncode != 0 and "unknown tier" in refused.stderr
+
+
 def test_an_admin_cannot_lock_itself_out(boss, live):
     me = live.added["boss"]["id"]
     boss.goto(f"{live.base}/console/admin/principals/{me}")
