@@ -1,11 +1,10 @@
 """A notice's event time in SQL: when its source says it happened, in microseconds.
 
 The source's time is the notice's `valid_from` (a feed's CAP effective/onset/sent, a KEV
-entry's dateAdded, an RSS item's date, or what a bulletin's author gave); without one, its
-first publication (`created_us`). The report's `published` (a source's issue time, where
-it gives one) is not in the notices table; every feed that sets it also sets valid_from,
-and the bulletin page, which reads the report, uses it. The console lists, sorts and
-filters by this time, so a 2020 advisory imported today is not shown as news.
+entry's dateAdded, an RSS item's date, or what a bulletin's author gave); without one,
+`issued_us` (the report's `published`: when the source issued it, else the first
+publication); for rows from before that column, `created_us`. The console lists, sorts
+and filters by this time, so a 2020 advisory imported today is not shown as news.
 
 STIX timestamps are text in the stored document; turning them into microseconds needs
 each database's own date function, hence the two compilations below.
@@ -44,4 +43,4 @@ def _postgresql(element, compiler, **kw):
 def event_us():
     """The notices row's event time as a SQL expression (see the module's docstring)."""
     return sa.func.coalesce(stamp_us(notices.c.document["valid_from"].as_string()),
-                            notices.c.created_us)
+                            notices.c.issued_us, notices.c.created_us)

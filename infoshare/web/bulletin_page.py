@@ -36,25 +36,13 @@ def bulletin(report_id: str):
             abort(404, NOT_VISIBLE)
         objects = stix_objects.latest(conn, principal(), list(row.object_ids), keys)
         versions = stix_objects.history(conn, principal(), report_id, keys)
-    published = _published_us(objects, row)
+    issued = row.issued_us or row.created_us  # the source's issue time, else ours
     valid = timeline.validity(row.revoked, row.document, row.modified_us, timestamps.now_us())
     return render_template(
         "bulletin.html", row=row, doc=row.document, objects=objects, versions=versions,
         sector_codes=sectors.codes(row.sector_mask), valid=valid,
-        may_manage=publish.may_manage(principal(), row), published_us=published,
-        event_us=timeline.event_us(row.document, published))
-
-
-def _published_us(objects: list[stix_objects.ObjectView], row) -> int:
-    """The report's `published`: when the source issued it where the source says (a CAP
-    alert's sent), else the service's first publication; without a visible report, the
-    notice's first stored time."""
-    report = next((o for o in objects if o.id == row.report_id), None)
-    try:
-        return timestamps.parse_us(report.published) if report and report.published \
-            else row.created_us
-    except timestamps.BadTimestamp:
-        return row.created_us
+        may_manage=publish.may_manage(principal(), row), issued_us=issued,
+        event_us=timeline.event_us(row.document, issued))
 
 
 @bp.post("/bulletins/<report_id>/revoke")

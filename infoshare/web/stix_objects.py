@@ -32,7 +32,6 @@ class ObjectView:
     revoked: bool
     verdict: signed.Verdict
     text: str  # pretty JSON of the stored object
-    published: str | None = None  # a report's first publication
 
     @property
     def signature(self) -> str:
@@ -84,7 +83,7 @@ def _object_view(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> ObjectView
         id=obj["id"], type=obj["type"], name=_name(obj),
         version=obj.get("modified", obj.get("created", "")), revoked=bool(obj.get("revoked")),
         verdict=signed.verify(obj, keys.get),
-        text=json.dumps(obj, indent=2, ensure_ascii=False), published=obj.get("published"))
+        text=json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _name(obj: dict) -> str:

@@ -53,11 +53,12 @@ def validity(revoked: bool, document: dict, modified_us: int, now_us: int) -> Va
     return Validity(state, start, end, modified_us if revoked else None)
 
 
-def event_us(document: dict, published_us: int) -> int:
-    """The source's time (valid_from), else first publication. The same rule as the
-    store's SQL (store/event_time.py), for rows already in hand."""
+def event_us(document: dict, issued_us: int) -> int:
+    """The source's time (valid_from), else when it was issued (the notice's issued_us,
+    else its first publication). The same rule as the store's SQL (store/event_time.py),
+    for rows already in hand."""
     start = _us(document.get("valid_from"))
-    return start if start is not None else published_us
+    return start if start is not None else issued_us
 
 
 def is_current(document: dict, now_us: int) -> bool:
