@@ -40,12 +40,21 @@ def test_the_list_sorts_and_ranges_by_event_time(database_url, tmp_path):
         ids = {}
         for title, extra in (("today", {}), ("tomorrow", {"valid_from":
                                                           "2030-01-01T00:00:00Z"}),
-                             ("in 2020", {"valid_from": "2020-03-01T00:00:00Z"})):
+                             ("in 2020", {"valid_from": "2020-03-01T00:00:00Z"}),
+                             ("issued in 2019", {})):
             answer = requests.post(f"{server.base}/api/v1/bulletins", timeout=30, json={
                 "title": title, "kind": "cyber", "tlp": "green", "sectors": "all", **extra},
                 headers={"Authorization": f"Bearer {info['api_key']}"})
             assert answer.status_code == 201, answer.text
             ids[title] = answer.json()["id"]
+        # As a feed stores a source's issue time (the report's published) without a
+        # valid_from: the list takes it from notices.issued_us.
+        engine = connect_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE notices SET issued_us = :t WHERE report_id = :r"),
+                         {"t": timestamps.parse_us("2019-06-01T00:00:00Z"),
+                          "r": ids["issued in 2019"]})
+        engine.dispose()
         session = requests.Session()
         page = session.get(f"{server.base}/console/login", timeout=30).text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -56,13 +65,14 @@ def test_the_list_sorts_and_ranges_by_event_time(database_url, tmp_path):
             text = session.get(f"{server.base}/console/bulletins{query}", timeout=30).text
             return re.findall(r'<td class="title-cell"><a href="[^"]+">([^<]+)</a>', text)
 
-        assert titles("") == ["tomorrow", "today", "in 2020"]
+        assert titles("") == ["tomorrow", "today", "in 2020", "issued in 2019"]
         listed = session.get(f"{server.base}/console/bulletins", timeout=30).text
         assert re.findall(r'class="status status-(\w+)"', listed) == [
-            "upcoming", "active", "active"]  # "in 2020" has no end: still active
+            "upcoming", "active", "active", "active"]  # no valid_until: still active
         assert titles("?from=2020-01-01&to=2020-12-31") == ["in 2020"]
-        assert titles("?to=2029-12-31") == ["today", "in 2020"]
+        assert titles("?to=2029-12-31") == ["today", "in 2020", "issued in 2019"]
+        assert titles("?from=2019-01-01&to=2019-12-31") == ["issued in 2019"]
         after = f"{timestamps.parse_us('2030-01-01T00:00:00Z')}~{ids['tomorrow']}"
-        assert titles(f"?before={after}") == ["today", "in 2020"]
+        assert titles(f"?before={after}") == ["today", "in 2020", "issued in 2019"]
     finally:
         server.stop()
