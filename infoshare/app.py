@@ -33,6 +33,7 @@ from .store.engine import connect_engine
 from .taxii import bp as taxii_bp
 from .taxii.errors import TaxiiError, render
 from .web import bp as console_bp
+from .web import landing_bp
 
 
 @dataclass
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(taxii_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(landing_bp)
     app.before_request(_body_checked)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/.well-known/jwks.json", "jwks", _jwks)

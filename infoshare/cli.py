@@ -6,6 +6,7 @@ lines where a person will (init). Errors exit non-zero with a message, never a t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ from .app import create_app
 from .passwords import new_password
 from .server import prepare
 from .settings import ROLES, ConfigError, load_settings
-from .store import audit, migrate
+from .store import accounts, audit, migrate
 from .store import principals as principal_store
 from .store.engine import read, write
 
@@ -180,19 +181,41 @@ def principals_add(name, org, tier, sector_codes, all_sectors, compartments, rol
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise click.ClickException("--password-stdin: standard input held no password")
+    with _account_change(svc) as conn:
+        principal_id, key = accounts.add(
+            conn, svc.settings, "operator", name=name, org=org, tier=tier,
+            sector_codes=sector_codes, all_sectors=all_sectors, compartments=compartments,
+            roles=roles, password=password)
+    click.echo(json.dumps({"id": principal_id, "name": name, "api_key": key}))
+
+
+@principals.command("update")
+@click.argument("name")
+@click.option("--tier", required=True, help="Clearance tier (config [tiers]).")
+@click.option("--sector", "sector_codes", multiple=True, type=click.Choice(sectors.CODES))
+@click.option("--all-sectors", is_flag=True)
+@click.option("--compartment", "compartments", multiple=True)
+@click.option("--role", "roles", multiple=True, type=click.Choice(ROLES))
+@with_appcontext
+def principals_update(name, tier, sector_codes, all_sectors, compartments, roles) -> None:
+    """Set NAME's tier, sectors, compartments and roles (each as given: what is not given
+    is removed); prints what changed."""
+    svc = _ready()
+    with _account_change(svc) as conn:
+        changed = accounts.update(conn, svc.settings, "operator", name, tier=tier,
+                                  sector_codes=sector_codes, all_sectors=all_sectors,
+                                  compartments=compartments, roles=roles)
+    click.echo(json.dumps({"name": name, "changed": changed}))
+
+
+@contextlib.contextmanager
+def _account_change(svc):
+    """A write transaction for store/accounts.py; a refused change is a one-line error."""
     try:
         with write(svc.engine) as conn:
-            principal_id, key = principal_store.add(
-                conn, svc.settings.tiers, name=name, org=org, tier=tier,
-                sector_codes=sector_codes, all_sectors=all_sectors,
-                compartments=compartments, roles=roles or ("reader",), password=password,
-                log2_n=svc.settings.auth.scrypt_log2_n,
-                known_compartments=svc.settings.compartments)
-            audit.record(conn, "operator", "principal-add", name, org=org, tier=tier,
-                         roles=sorted(roles or ("reader",)))
-    except ValueError as exc:
+            yield conn
+    except ValueError as exc:  # accounts.AccountError, or an unknown tier
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps({"id": principal_id, "name": name, "api_key": key}))
 
 
 @principals.command("list")
@@ -208,16 +231,10 @@ def _password_from_stdin(option: str) -> str:
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise click.ClickException(f"{option}: standard input held no password")
-    if len(password) < 12:
-        raise click.ClickException(f"{option}: a password needs at least 12 characters")
-    return password
-
-
-def _principal(conn, name: str):
-    row = principal_store.by_name(conn, name)
-    if row is None:
-        raise click.ClickException(f"no principal named {name!r}")
-    return row
+    try:
+        return accounts.check_password(password)
+    except accounts.AccountError as exc:
+        raise click.ClickException(f"{option}: {exc}") from None
 
 
 @principals.command("set-password")
@@ -229,10 +246,8 @@ def principals_set_password(name, password_stdin) -> None:
     """Give NAME a new password; its console sessions end."""
     svc = _ready()
     password = _password_from_stdin("--password-stdin")
-    with write(svc.engine) as conn:
-        row = _principal(conn, name)
-        principal_store.set_password(conn, row.pk, password, svc.settings.auth.scrypt_log2_n)
-        audit.record(conn, "operator", "principal-set-password", name)
+    with _account_change(svc) as conn:
+        accounts.set_password(conn, svc.settings, "operator", name, password)
     click.echo(json.dumps({"name": name, "password": "changed"}))
 
 
@@ -241,14 +256,9 @@ def principals_set_password(name, password_stdin) -> None:
 @with_appcontext
 def principals_new_key(name) -> None:
     """A new API key for NAME, printed once as JSON (api_key, key_id)."""
-    from . import passwords
-
     svc = _ready()
-    with write(svc.engine) as conn:
-        row = _principal(conn, name)
-        key = principal_store.add_key(conn, row.pk, svc.settings.auth.scrypt_log2_n)
-        key_id = passwords.split_api_key(key)[0]
-        audit.record(conn, "operator", "key-add", name, key_id=key_id)
+    with _account_change(svc) as conn:
+        key, key_id = accounts.new_key(conn, svc.settings, "operator", name)
     click.echo(json.dumps({"name": name, "api_key": key, "key_id": key_id}))
 
 
@@ -258,7 +268,9 @@ def principals_new_key(name) -> None:
 def principals_keys(name) -> None:
     """NAME's API keys as JSON lines: key_id, created, last_used, revoked."""
     with read(_ready().engine) as conn:
-        row = _principal(conn, name)
+        row = principal_store.by_name(conn, name)
+        if row is None:
+            raise click.ClickException(f"no principal named {name!r}")
         for key in principal_store.keys_of(conn, row.pk):
             click.echo(json.dumps(principal_store.describe_key(key)))
 
@@ -269,11 +281,8 @@ def principals_keys(name) -> None:
 @with_appcontext
 def principals_revoke_key(name, key_id) -> None:
     """Revoke one of NAME's API keys at once, in every worker; its other keys go on."""
-    with write(_ready().engine) as conn:
-        row = _principal(conn, name)
-        if not principal_store.revoke_key(conn, row.pk, key_id):
-            raise click.ClickException(f"{name!r} has no live key {key_id!r}")
-        audit.record(conn, "operator", "key-revoke", name, key_id=key_id)
+    with _account_change(_ready()) as conn:
+        accounts.revoke_key(conn, "operator", name, key_id)
     click.echo(json.dumps({"name": name, "key_id": key_id, "revoked": True}))
 
 
@@ -282,11 +291,19 @@ def principals_revoke_key(name, key_id) -> None:
 @with_appcontext
 def principals_disable(name) -> None:
     """Refuse all further requests from NAME (its keys and password stop working)."""
-    with write(_ready().engine) as conn:
-        if not principal_store.set_disabled(conn, name):
-            raise click.ClickException(f"no principal named {name!r}")
-        audit.record(conn, "operator", "principal-disable", name)
+    with _account_change(_ready()) as conn:
+        accounts.set_disabled(conn, "operator", name, True)
     click.echo(json.dumps({"name": name, "disabled": True}))
+
+
+@principals.command("enable")
+@click.argument("name")
+@with_appcontext
+def principals_enable(name) -> None:
+    """Let a disabled NAME in again (its live keys and password work again)."""
+    with _account_change(_ready()) as conn:
+        accounts.set_disabled(conn, "operator", name, False)
+    click.echo(json.dumps({"name": name, "disabled": False}))
 
 
 @main.command("serve")

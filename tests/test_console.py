@@ -270,16 +270,16 @@ def test_a_form_post_without_the_csrf_token_is_refused(live):
 def test_feed_run_now_returns_at_once_and_records_the_run(page, live):
     log_in(page, live, "analyst")
     nav(page, "Feeds")
-    row = page.locator("#feeds tbody tr", has_text="local-csv")
-    expect(row).to_contain_text("every 86400 s")
-    row.get_by_role("button", name="Run now").click()
+    card = page.locator("#feeds section.feed[data-feed='local-csv']")
+    expect(card.locator(".schedule")).to_have_text("daily")  # not "every 86400 s"
+    card.get_by_role("button", name="Run now").click()
     expect(page.locator(".flash")).to_contain_text("running in the background")
     deadline = time.monotonic() + 30
-    while "—" in row.locator("td").nth(1).inner_text() and time.monotonic() < deadline:
+    while "—" in card.locator(".last-run").inner_text() and time.monotonic() < deadline:
         time.sleep(0.5)
         page.reload()
-    expect(row.locator("td").nth(1)).not_to_have_text("—")
-    expect(row).to_contain_text("127.0.0.1")
+    expect(card.locator(".last-run")).not_to_have_text("—")
+    expect(card).to_contain_text("127.0.0.1")
     shot(page, "13-feeds")
 
 

@@ -1,5 +1,6 @@
 """The console's pure parts, without a browser: the compose form both ways, the mapping of
-marshmallow's nested messages onto form fields, and the overview's counting and map."""
+marshmallow's nested messages onto form fields, the overview's counting and map, and how
+time and state are told."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from infoshare import sectors
+from infoshare import sectors, timestamps
 from infoshare.schemas import dump_notice, load_bulletin
-from infoshare.web import bulletin_form, form_errors, geo, situation
+from infoshare.web import bulletin_form, display, form_errors, geo, situation, timeline
 
 COMPARTMENTS = {"LES": "law enforcement", "PCII": "pcii"}
 
@@ -116,3 +117,34 @@ def test_map_projection_and_views():
         "locations": [{"name": "Travis", "country": "US", "geocodes": {"SAME": "048453"}}]})
     areas = situation.areas([travis])
     assert [a.name for a in areas] == ["Travis"] and geo.shapes(us, areas)[0].path
+
+
+# --- time told truthfully (web/timeline.py, display) -------------------------------------
+
+def test_a_typed_date_time_is_utc_with_or_without_seconds():
+    assert bulletin_form.utc_timestamp("2030-01-01 10:00") == "2030-01-01T10:00:00Z"
+    assert bulletin_form.utc_timestamp("2030-01-01T10:00:05") == "2030-01-01T10:00:05Z"
+    assert bulletin_form.utc_timestamp("next tuesday") == "next tuesday"  # the schema judges
+    assert bulletin_form.local_time("2030-01-01T10:00:05.000Z") == "2030-01-01 10:00:05"
+
+
+def test_states_and_event_time():
+    now = timestamps.parse_us("2026-01-01T00:00:00Z")
+    old = {"valid_from": "2020-03-01T00:00:00Z", "valid_until": "2020-04-01T00:00:00Z"}
+    assert timeline.validity(False, old, now, now).state == "expired"
+    assert timeline.validity(True, old, now, now).state == "revoked"
+    assert timeline.validity(False, {}, now, now).state == "active"
+    assert timeline.validity(False, {"valid_until": "2030-01-01T00:00:00Z"}, now,
+                             now).state == "active"
+    ahead = timeline.validity(False, {"valid_from": "2030-01-01T00:00:00Z"}, now, now)
+    assert ahead.state == "upcoming" and display.validity(ahead).endswith("not yet in effect")
+    assert timeline.event_us(old, now) == timestamps.parse_us("2020-03-01T00:00:00Z")
+    assert timeline.event_us({}, now) == now  # no source time: first publication
+    revoked = display.validity(timeline.validity(True, {}, now, now))
+    assert "until revoked" not in revoked and revoked.startswith("from publication; revoked")
+    assert display.validity(timeline.validity(False, old, now, now)).endswith("expired")
+
+
+def test_feed_intervals_read_as_words():
+    assert [display.every(s) for s in (86_400, 3_600, 900, 21_600, 172_800, 45)] == [
+        "daily", "hourly", "every 15 minutes", "every 6 hours", "every 2 days", "every 45 s"]

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from .. import access
+from .event_time import event_us
 from .schema import notices, objects
 
 
@@ -45,9 +46,15 @@ def get(conn: Connection, principal: access.Principal, report_id: str) -> Row | 
 
 def listing(conn: Connection, principal: access.Principal, *, sector_bit: int | None = None,
             tlp: str | None = None, kind: str | None = None, since_us: int | None = None,
-            include_revoked: bool = True, limit: int = 100, before_us: int | None = None
+            include_revoked: bool = True, limit: int = 100, before_us: int | None = None,
+            by_event: bool = False, event_from_us: int | None = None,
+            event_to_us: int | None = None, before_event: tuple[int, str] | None = None
             ) -> list[Row]:
-    query = sa.select(notices).where(_visible_report(principal).exists())
+    """Notices the principal may see, most recently changed first; with `by_event`, by
+    event time (store/event_time.py), newest first, each row carrying it as `event_us`,
+    with an optional event-time range and a (event_us, report_id) keyset position."""
+    when = event_us().label("event_us")
+    query = sa.select(notices, when).where(_visible_report(principal).exists())
     if sector_bit is not None:
         query = query.where(sa.or_(notices.c.all_sectors,
                                    notices.c.sector_mask.op("&")(sector_bit) != 0))
@@ -61,7 +68,16 @@ def listing(conn: Connection, principal: access.Principal, *, sector_bit: int | 
         query = query.where(notices.c.modified_us < before_us)
     if not include_revoked:
         query = query.where(~notices.c.revoked)
-    return list(conn.execute(query.order_by(notices.c.modified_us.desc()).limit(limit)))
+    if not by_event:
+        return list(conn.execute(query.order_by(notices.c.modified_us.desc()).limit(limit)))
+    if event_from_us is not None:
+        query = query.where(event_us() >= event_from_us)
+    if event_to_us is not None:
+        query = query.where(event_us() < event_to_us)
+    if before_event is not None:
+        query = query.where(sa.tuple_(event_us(), notices.c.report_id) < before_event)
+    order = (event_us().desc(), notices.c.report_id.desc())
+    return list(conn.execute(query.order_by(*order).limit(limit)))
 
 
 def by_report(conn: Connection, report_id: str) -> Row | None:

@@ -58,6 +58,11 @@ def by_name(conn: Connection, name: str) -> Row | None:
     return conn.execute(sa.select(principals).where(principals.c.name == name)).first()
 
 
+def by_id(conn: Connection, principal_id: str) -> Row | None:
+    """By the public id (the console's admin pages name principals by it in URLs)."""
+    return conn.execute(sa.select(principals).where(principals.c.id == principal_id)).first()
+
+
 def by_pk(conn: Connection, pk: int) -> Row | None:
     return conn.execute(sa.select(principals).where(principals.c.pk == pk)).first()
 

@@ -5,6 +5,9 @@ are imported here only for that side effect.
 """
 
 from . import (  # noqa: F401  (each registers its routes on the blueprint)
+    admin,
+    admin_audit,
+    admin_principal,
     bulletin_list,
     bulletin_page,
     compose,
@@ -12,5 +15,7 @@ from . import (  # noqa: F401  (each registers its routes on the blueprint)
     login,
     overview,
     subscriptions,
+    unknown,
 )
 from .blueprint import bp  # noqa: F401
+from .landing import landing_bp  # noqa: F401

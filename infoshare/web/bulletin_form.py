@@ -27,7 +27,7 @@ LOCATION_FIELDS = ("name", "lat", "lon", "country", "administrative_area", "poly
                    "geocodes")
 MAX_LOCATIONS = 100
 _LOCATION_KEY = re.compile(r"^loc-(\d{1,3})-name$")
-_LOCAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?$")
+_LOCAL_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?$")
 _DESCRIPTION = " # "
 
 
@@ -86,10 +86,12 @@ def to_json(values: dict) -> Draft:
 
 
 def utc_timestamp(text: str) -> str:
-    """A datetime-local value (taken as UTC) in RFC 3339; anything else is passed on for
-    the schema to judge."""
+    """A date and time as typed ("2024-05-31 14:00", seconds optional, taken as UTC) in
+    RFC 3339; anything else is passed on for the schema to judge. The field is plain
+    text: a datetime-local input costs eight Tab stops."""
     if not _LOCAL_TIME.match(text):
         return text
+    text = text.replace(" ", "T", 1)
     return text + (":00Z" if len(text) == 16 else "Z")
 
 
@@ -162,8 +164,8 @@ def from_document(document: dict) -> dict:
 
 
 def local_time(stamp: str | None) -> str:
-    """A stored STIX timestamp as a datetime-local value (seconds kept, milliseconds not)."""
-    return stamp[:19] if stamp else ""
+    """A stored STIX timestamp as the form shows it (seconds kept, milliseconds not)."""
+    return stamp[:19].replace("T", " ") if stamp else ""
 
 
 def _indicator_line(item: dict) -> str:

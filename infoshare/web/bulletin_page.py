@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
 
-from .. import publish, sectors
+from .. import publish, sectors, timestamps
 from ..store import notices as notice_store
 from ..store.engine import read
-from . import stix_objects
+from . import stix_objects, timeline
 from .blueprint import bp
 from .common import principal, svc
 from .identity import login_required, publisher_required
@@ -36,9 +36,13 @@ def bulletin(report_id: str):
             abort(404, NOT_VISIBLE)
         objects = stix_objects.latest(conn, principal(), list(row.object_ids), keys)
         versions = stix_objects.history(conn, principal(), report_id, keys)
-    return render_template("bulletin.html", row=row, doc=row.document, objects=objects,
-                           versions=versions, sector_codes=sectors.codes(row.sector_mask),
-                           may_manage=publish.may_manage(principal(), row))
+    issued = row.issued_us or row.created_us  # the source's issue time, else ours
+    valid = timeline.validity(row.revoked, row.document, row.modified_us, timestamps.now_us())
+    return render_template(
+        "bulletin.html", row=row, doc=row.document, objects=objects, versions=versions,
+        sector_codes=sectors.codes(row.sector_mask), valid=valid,
+        may_manage=publish.may_manage(principal(), row), issued_us=issued,
+        event_us=timeline.event_us(row.document, issued))
 
 
 @bp.post("/bulletins/<report_id>/revoke")

@@ -20,3 +20,7 @@ def principal() -> access.Principal:
 def can_publish(who: access.Principal | None) -> bool:
     """Publishing, updating, revoking and running feeds need one of these roles."""
     return who is not None and who.has_role("publisher", "admin")
+
+
+def is_admin(who: access.Principal | None) -> bool:
+    return who is not None and who.has_role("admin")

@@ -54,3 +54,40 @@ def when(text: str | None) -> str:
 def notice_sectors(row) -> str:
     """A notice row's sectors (its mask) as titles."""
     return sector_list(row.all_sectors, sectors.codes(row.sector_mask))
+
+
+def validity(valid) -> str:
+    """A notice's validity (timeline.Validity) as one sentence that never contradicts its
+    state: a revoked notice is not "valid until revoked"."""
+    start = when_us(valid.valid_from) if valid.valid_from else "publication"
+    if valid.state == "revoked":
+        return f"from {start}; revoked {when_us(valid.revoked_us)}"
+    if valid.state == "expired":
+        return f"from {start} to {when_us(valid.valid_until)}; expired"
+    end = f"until {when_us(valid.valid_until)}" if valid.valid_until else "until revoked"
+    return f"from {start} {end}" + ("; not yet in effect" if valid.state == "upcoming" else "")
+
+
+_UNITS = ((86_400, "day", "daily"), (3_600, "hour", "hourly"), (60, "minute", None))
+
+
+def every(seconds: int) -> str:
+    """A feed's interval as a person says it: "daily", "every 6 hours", "every 90 s"."""
+    for size, unit, once in _UNITS:
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            if count == 1:
+                return once or f"every {unit}"
+            return f"every {count} {unit}s"
+    return f"every {seconds} s"
+
+
+def details(value) -> str:
+    """An audit entry's details as "key: value; ..." (lists joined by commas)."""
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    parts = []
+    for key, item in value.items():
+        shown = ", ".join(map(str, item)) if isinstance(item, list | tuple) else str(item)
+        parts.append(f"{key.replace('_', ' ')}: {shown}")
+    return "; ".join(parts)

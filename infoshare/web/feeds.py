@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, url_for
 from feeds import runner
 
 from .. import outbound
-from . import feed_jobs
+from . import display, feed_jobs
 from .blueprint import bp
 from .common import svc
 from .identity import publisher_required
@@ -17,14 +17,21 @@ from .identity import publisher_required
 @bp.get("/feeds")
 @publisher_required  # feed URLs, errors and item names are operators' business
 def feeds():
-    return render_template("feeds.html", feeds=[_shown(f) for f in runner.status(svc())])
+    specs = {spec.name: spec for spec in svc().settings.feeds}
+    return render_template("feeds.html", feeds=[_shown(f, specs.get(f["name"]))
+                                                for f in runner.status(svc())])
 
 
-def _shown(feed: dict) -> dict:
-    """A feed's status without the credentials its URL may carry (the CLI shows them)."""
+def _shown(feed: dict, spec) -> dict:
+    """A feed's status without the credentials its URL may carry (the CLI shows them), its
+    schedule in words."""
     errors = [{**e, "item": outbound.redact(e["item"]), "message": outbound.redact(e["message"])}
               for e in feed.get("errors") or []]
+    schedule = feed["schedule"]
+    if spec is not None:
+        schedule = f"cron {spec.cron}" if spec.cron else display.every(spec.interval_seconds)
     return {**feed, "url": outbound.redact(feed.get("url") or ""), "errors": errors,
+            "schedule": schedule,
             "last_error": outbound.redact(feed["last_error"]) if feed.get("last_error")
             else feed.get("last_error")}
 

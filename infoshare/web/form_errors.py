@@ -108,6 +108,8 @@ LABELS = {
     "source_id": "Source id", "name": "Name", "types": "STIX types", "kinds": "Kinds",
     "min_severity": "Minimum severity", "max_tlp": "Highest TLP",
     "webhook_url": "Webhook URL", "webhook_secret": "Webhook secret", "_form": "Bulletin",
+    "org": "Organisation", "tier": "Tier", "roles": "Roles", "password": "New password",
+    "key_id": "API key",
 }
 LOCATION_LABELS = {"name": "name", "lat": "latitude", "lon": "longitude",
                    "country": "country", "administrative_area": "administrative area",

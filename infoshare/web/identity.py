@@ -78,3 +78,16 @@ def publisher_required(view):
             abort(403, "This needs the publisher or admin role.")
         return view(*args, **kwargs)
     return wrapper
+
+
+def admin_required(view):
+    """The admin area is for role admin alone. To anyone else, logged in or not, its URLs
+    answer exactly as a URL that does not exist (unknown.py): the same 404 page, so
+    nobody learns the area is there."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        who = g.get("principal")
+        if who is None or not who.has_role("admin"):
+            abort(404)
+        return view(*args, **kwargs)
+    return wrapper

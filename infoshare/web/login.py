@@ -48,7 +48,9 @@ def login():
 @bp.post("/login")
 def login_post():
     name = request.form.get("name", "").strip()
-    again = request.form.get("next", "")
+    # The form carries ?next= both in its action and in a field, so a failed attempt (or a
+    # reload of its answer) still leads where the visitor was going.
+    again = request.form.get("next") or request.args.get("next", "")
     try:
         pk = verify(name, request.form.get("password", "")) if name else None
     except Throttled as exc:

@@ -26,7 +26,8 @@ def overview():
     dots = geo.dots(view, places)
     areas = situation.areas(expired, expired=True) + situation.areas(rows)
     return render_template(
-        "overview.html", rows=rows, table=situation.table(rows), severities=SEVERITIES,
+        "overview.html", rows=rows, latest=situation.latest(rows),
+        table=situation.table(rows), severities=SEVERITIES,
         view=view, views=geo.VIEWS.values(), dots=dots, offscreen=len(places) - len(dots),
         unplaced=unplaced, land=geo.land_path(view.key), counties=geo.county_path(view.key),
         shapes=geo.shapes(view, areas), grid=geo.graticule(view))

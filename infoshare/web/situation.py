@@ -13,12 +13,13 @@ from marshmallow import ValidationError
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Row
 
-from .. import access, sectors, timestamps
+from .. import access, sectors
 from ..geo.areas import notice_place
 from ..notices import SEVERITIES
 from ..schemas import load_location
 from ..stix.convert import centroid
 from ..store import notices as notice_store
+from . import timeline
 
 LIMIT = 2000  # the overview reads at most this many of the newest active notices
 
@@ -93,11 +94,12 @@ def _place(loc: dict) -> BaseGeometry | None:
 
 
 def _current(document: dict, now_us: int) -> bool:
-    until = document.get("valid_until")
-    try:
-        return not until or timestamps.parse_us(until) > now_us
-    except timestamps.BadTimestamp:
-        return True
+    return timeline.is_current(document, now_us)
+
+
+def latest(rows: list[Row], count: int = 8) -> list[Row]:
+    """The newest events first (the source's time, not when it was stored)."""
+    return sorted(rows, key=lambda row: row.event_us, reverse=True)[:count]
 
 
 def table(rows: list[Row]) -> list[TableRow]:

@@ -85,11 +85,24 @@ def columns(values: dict, settings) -> tuple[dict | None, dict[str, list[str]]]:
     try:
         loaded = SubscriptionSchema().load(to_json(values))
     except ValidationError as exc:
-        return None, form_errors.by_field(exc.messages, [])
+        return None, _in_form_words(form_errors.by_field(exc.messages, []))
     if loaded.get("webhook_url"):
         try:
             webhooks.check(loaded["webhook_url"], outbound.policy(settings),
                            settings.webhooks.allow_http_hosts)
         except webhooks.UnsafeWebhook as exc:
-            return None, {"webhook_url": [str(exc)]}
+            return None, _in_form_words({"webhook_url": [str(exc)]})
     return subscription_columns(loaded), {}
+
+
+# The schema speaks the API's field names; the form's reader knows the fields by their labels.
+_FIELD_WORDS = {"webhook_secret": "webhook secret", "webhook_url": "webhook URL",
+                "min_severity": "minimum severity", "max_tlp": "highest TLP"}
+
+
+def _in_form_words(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    def words(message: str) -> str:
+        for name, label in _FIELD_WORDS.items():
+            message = message.replace(name, label)
+        return message
+    return {key: [words(m) for m in messages] for key, messages in errors.items()}
