@@ -23,6 +23,7 @@ from .schema import (
     principals,
     schema_info,
     store_clock,
+    subscriptions,
 )
 
 
@@ -197,6 +198,8 @@ def _subscription_areas(conn: Connection) -> None:
     for name, kind in added:
         if name not in columns:
             conn.execute(sa.text(f"ALTER TABLE subscriptions ADD COLUMN {name} {kind}"))
+    for index in subscriptions.indexes:
+        index.create(conn, checkfirst=True)
 
 
 def _public_cves(conn: Connection) -> None:
