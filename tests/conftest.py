@@ -23,3 +23,16 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian chromium per test module (tests/browser.py)."""
+    from .browser import ARGS, ARTIFACTS, CHROMIUM, require_chromium
+
+    sync_api = require_chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()

@@ -10,24 +10,18 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
+from .browser import ARTIFACTS, require_chromium
+from .browser import log_in as browser_log_in
 from .live import LiveServer, cli, service_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORDS = {"analyst": "analyst password 1", "reader": "reader password 1",
              "leaver": "leaver password 1"}
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (make test installs "
-                "it with apt-get)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+sync_api = require_chromium()
 expect = sync_api.expect
 
 FEEDS = """
@@ -63,14 +57,6 @@ def live(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture
 def page(browser):
@@ -85,11 +71,7 @@ def shot(page, name: str) -> None:
 
 
 def log_in(page, live, who: str) -> None:
-    page.goto(f"{live.base}/console/login")
-    page.get_by_label("Principal name").fill(who)
-    page.get_by_label("Password").fill(PASSWORDS[who])
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".who-name")).to_contain_text(who)
+    browser_log_in(page, live.base, who, PASSWORDS[who])
 
 
 def nav(page, name: str) -> None:

@@ -13,24 +13,17 @@ import json
 import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
+from .browser import ARTIFACTS, require_chromium
 from .live import LiveServer, cli, service_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORDS = {"boss": "boss password 123", "reader": "reader password 1",
              "analyst": "analyst password 1", "target": "target password 1"}
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (make test installs "
-                "it with apt-get)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+sync_api = require_chromium()
 expect = sync_api.expect
 
 
@@ -55,14 +48,6 @@ def live(tmp_path_factory):
     yield server
     server.stop()
 
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

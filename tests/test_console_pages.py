@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from .browser import ARTIFACTS, require_chromium
+from .browser import log_in as browser_log_in
 from .live import LiveServer, cli, service_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
 AXE_CACHE = Path(__file__).parent / ".cache"
 AXE_VERSION = "4.10.3"
 AXE_INTEGRITY = ("sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLk"
@@ -38,13 +38,8 @@ AXE_INTEGRITY = ("sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce8
 WIDTHS = (800, 1280, 1920)
 PASSWORDS = {"analyst": "analyst password 1", "reader": "reader password 1",
              "boss": "boss password 123"}
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (make test installs "
-                "it with apt-get)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+sync_api = require_chromium()
 expect = sync_api.expect
 
 FEEDS = """
@@ -164,14 +159,6 @@ def live(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
-
 
 def new_page(browser, width: int = 1280):
     # axe is injected as a script the console's CSP would refuse; the pages are unchanged.
@@ -181,11 +168,7 @@ def new_page(browser, width: int = 1280):
 
 
 def log_in(page, live, who: str, next_path: str = "") -> None:
-    page.goto(f"{live.base}/console/login" + (f"?next={next_path}" if next_path else ""))
-    page.get_by_label("Principal name").fill(who)
-    page.get_by_label("Password").fill(PASSWORDS[who])
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".who-name")).to_contain_text(who)
+    browser_log_in(page, live.base, who, PASSWORDS[who], next_path)
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
+from .browser import ARTIFACTS, CHROMIUM, log_in
 from .live import LiveServer, service_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "a map reader's long password"
 AUSTIN = [[30.20, -97.90], [30.45, -97.90], [30.45, -97.60], [30.20, -97.60]]
 
@@ -76,59 +74,46 @@ def test_the_map_draws_real_boundaries_and_the_alerts_areas(live):
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-def test_a_screenshot_of_the_map(live):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{live.base}/console/login")
-            page.get_by_label("Principal name").fill("mapper")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.goto(f"{live.base}/console/?map=us")
-            svg = page.locator("svg.map")
-            box = svg.bounding_box()
-            assert box and box["width"] > 300 and box["height"] > 100
-            assert page.locator("svg.map path.area").count() >= 3
-            svg.screenshot(path=str(ARTIFACTS / "map-us.png"))
-            page.goto(f"{live.base}/console/?map=ak")
-            page.locator("svg.map").screenshot(path=str(ARTIFACTS / "map-ak.png"))
-        finally:
-            browser.close()
+def test_a_screenshot_of_the_map(live, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        log_in(page, live.base, "mapper", PASSWORD)
+        page.goto(f"{live.base}/console/?map=us")
+        svg = page.locator("svg.map")
+        box = svg.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 100
+        assert page.locator("svg.map path.area").count() >= 3
+        svg.screenshot(path=str(ARTIFACTS / "map-us.png"))
+        page.goto(f"{live.base}/console/?map=ak")
+        page.locator("svg.map").screenshot(path=str(ARTIFACTS / "map-ak.png"))
+    finally:
+        page.close()
     assert (ARTIFACTS / "map-us.png").stat().st_size > 10_000
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-def test_a_subscriber_picks_and_draws_areas_on_the_console(live):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{live.base}/console/login")
-            page.get_by_label("Principal name").fill("mapper")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.goto(f"{live.base}/console/subscriptions")
-            page.locator("#f-name").fill("Texas and a drawn box")
-            page.get_by_label("States").fill("XX")
-            page.get_by_role("button", name="Create subscription").click()
-            assert "unknown state 'XX'" in page.content()  # the area named, nothing stored
-            page.get_by_label("States").fill("TX")
-            page.get_by_label("Circles").fill("61.2, -149.9, 40")
-            drawing = page.locator("[data-draw-map]")
-            box = drawing.bounding_box()
-            for fx, fy in ((0.30, 0.30), (0.45, 0.30), (0.45, 0.50), (0.30, 0.50)):
-                drawing.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-            drawn = page.locator("#f-area_geojson").input_value()
-            assert '"type":"Polygon"' in drawn.replace(" ", "")
-            page.get_by_role("button", name="Create subscription").click()
-            card = page.locator("section.subscription", has_text="Texas and a drawn box")
-            sync_api.expect(card).to_contain_text("TX; 40.0 km around 61.2, -149.9; a drawn area")
-            page.screenshot(path=str(ARTIFACTS / "subscription-areas.png"), full_page=True)
-        finally:
-            browser.close()
+def test_a_subscriber_picks_and_draws_areas_on_the_console(live, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        log_in(page, live.base, "mapper", PASSWORD)
+        page.goto(f"{live.base}/console/subscriptions")
+        page.locator("#f-name").fill("Texas and a drawn box")
+        page.get_by_label("States").fill("XX")
+        page.get_by_role("button", name="Create subscription").click()
+        assert "unknown state 'XX'" in page.content()  # the area named, nothing stored
+        page.get_by_label("States").fill("TX")
+        page.get_by_label("Circles").fill("61.2, -149.9, 40")
+        drawing = page.locator("[data-draw-map]")
+        box = drawing.bounding_box()
+        for fx, fy in ((0.30, 0.30), (0.45, 0.30), (0.45, 0.50), (0.30, 0.50)):
+            drawing.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+        drawn = page.locator("#f-area_geojson").input_value()
+        assert '"type":"Polygon"' in drawn.replace(" ", "")
+        page.get_by_role("button", name="Create subscription").click()
+        card = page.locator("section.subscription", has_text="Texas and a drawn box")
+        expect(card).to_contain_text("TX; 40.0 km around 61.2, -149.9; a drawn area")
+        page.screenshot(path=str(ARTIFACTS / "subscription-areas.png"), full_page=True)
+    finally:
+        page.close()
