@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from distribution import routing
@@ -108,7 +109,9 @@ class TimedRoute:
         return rows
 
 
-def run_size(size: int, notice_count: int, database_url: str) -> dict:
+@contextmanager
+def fresh_store(database_url: str):
+    """A throwaway installation: (settings, engine, authority, principals' pks)."""
     with tempfile.TemporaryDirectory(prefix="infoshare-route-") as tmp:
         os.environ["INFOSHARE_DATA_DIR"] = tmp
         os.environ["INFOSHARE_DATABASE_URL"] = database_url
@@ -116,7 +119,14 @@ def run_size(size: int, notice_count: int, database_url: str) -> dict:
         engine = connect_engine(settings.database_url)
         migrate.upgrade(engine)
         authority = publish.Authority(KeyRing(Path(tmp)).signer(), id_space(settings))
-        owners = make_principals(engine, settings)
+        try:
+            yield settings, engine, authority, make_principals(engine, settings)
+        finally:
+            engine.dispose()
+
+
+def run_size(size: int, notice_count: int, database_url: str) -> dict:
+    with fresh_store(database_url) as (settings, engine, authority, owners):
         add_subscriptions(engine, owners, size)
         timer = TimedRoute()
         routing.route = timer
@@ -126,7 +136,6 @@ def run_size(size: int, notice_count: int, database_url: str) -> dict:
                 publish.publish_notice(engine, authority, settings.tiers, notice)
         finally:
             routing.route = timer.original
-            engine.dispose()
     seconds = [s for s, _, _ in timer.samples]
     objects = sum(o for _, o, _ in timer.samples)
     rows = sum(r for _, _, r in timer.samples)
@@ -164,14 +173,7 @@ def alert_polygon(points: int = 300) -> list[list[float]]:
 def run_geo(size: int, notice_count: int, database_url: str) -> dict:
     """Notices with a 300-point polygon against `size` subscriptions with areas."""
     counties = sorted(gazetteer.load().counties)
-    with tempfile.TemporaryDirectory(prefix="infoshare-route-geo-") as tmp:
-        os.environ["INFOSHARE_DATA_DIR"] = tmp
-        os.environ["INFOSHARE_DATABASE_URL"] = database_url
-        settings = load_settings()
-        engine = connect_engine(settings.database_url)
-        migrate.upgrade(engine)
-        authority = publish.Authority(KeyRing(Path(tmp)).signer(), id_space(settings))
-        owners = make_principals(engine, settings)
+    with fresh_store(database_url) as (settings, engine, authority, owners):
         with write(engine) as conn:
             for i in range(size):
                 subscription_store.create(conn, random.choice(owners), area_filter(i, counties))
@@ -185,7 +187,6 @@ def run_geo(size: int, notice_count: int, database_url: str) -> dict:
                 publish.publish_notice(engine, authority, settings.tiers, notice)
         finally:
             routing.route = timer.original
-            engine.dispose()
     seconds = [s for s, _, _ in timer.samples]
     return {"area_subscriptions": size, "notices": notice_count, "polygon_points": 300,
             "subscriptions_matched_per_notice_p50": statistics.median(timer.matched),
