@@ -21,6 +21,7 @@ from ..geo import gazetteer, topojson
 from .situation import Area, Place
 
 WORLD = gazetteer.ATLAS.parent / "world-atlas-countries-110m.json"
+ANTARCTICA = "010"  # its ISO 3166 numeric code, the id world-atlas gives it
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,10 @@ def land_path(view_key: str) -> str:
         topology = json.loads(WORLD.read_text())
         arcs = topojson.decode_arcs(topology)
         shapes = [topojson.geometry(g, arcs)
-                  for g in topology["objects"]["countries"]["geometries"]]
-        return _path(r for s in shapes if s is not None for r in _rings(s, 0))
+                  for g in topology["objects"]["countries"]["geometries"]
+                  if g.get("id") != ANTARCTICA]  # below the view, and it wraps the globe
+        return _path(w for s in shapes if s is not None for r in _rings(s, 0)
+                     for w in _wrapped(r))
     states = gazetteer.load().states.values()
     return _path(r for s in states if view.meets(s.shape) for r in _rings(s.shape, view.detail))
 
@@ -122,6 +125,17 @@ def shapes(view: View, areas: list[Area]) -> list[Shape]:
     """The alerts' own areas in this view: polygons, circles, geocode counties."""
     return [Shape(_path(_rings(a.shape, view.detail / 4)), a) for a in areas
             if view.meets(a.shape)]
+
+
+def _wrapped(ring: list) -> list:
+    """A ring across the antimeridian (Chukotka, Fiji) drawn without a stroke across the
+    whole map: unwrapped to one side, and drawn again a globe to the west; the view clips
+    whatever lies outside it."""
+    lons = [lon for lon, _ in ring]
+    if max(lons) - min(lons) <= 180:
+        return [ring]
+    east = [(lon + 360 if lon < 0 else lon, lat) for lon, lat in ring]
+    return [east, [(lon - 360, lat) for lon, lat in east]]
 
 
 def graticule(view: View) -> str:
