@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     feed_registry.validate(settings)
     app = Flask(__name__)
-    engine = connect_engine(settings.database_url)
+    # one connection per request thread, and room for the scheduler's jobs
+    engine = connect_engine(settings.database_url, pool_size=settings.server.threads + 2)
     secret = load_secret(settings)
     app.config.update(
         SECRET_KEY=secret,
