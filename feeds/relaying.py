@@ -26,7 +26,7 @@ def rules_for(services, spec: FeedSpec, get: Callable) -> relay.Rules | None:
     data_dir = services.settings.data_dir
     pin = peers.load(data_dir, spec.name)
     if pin is None:
-        pin = peers.fetch(spec.name, source, lambda url: get(url).body)
+        pin = _fetched(spec, get)
         peers.save(data_dir, pin)
     known = markings.known_marking_ids(services.settings.compartments, services.ids)
     return relay.Rules(
@@ -40,13 +40,16 @@ def rules_for(services, spec: FeedSpec, get: Callable) -> relay.Rules | None:
 
 def pin(services, spec: FeedSpec, get: Callable) -> tuple[list[str], list[str]]:
     """Fetch the upstream's keys again, deliberately: (kids added, kids retired)."""
-    source = spec.options.get("jwks")
-    if not source:
+    if not spec.options.get("jwks"):
         raise FeedError(f"feed {spec.name} has no jwks option: nothing to pin")
     old = peers.load(services.settings.data_dir, spec.name)
-    new = peers.fetch(spec.name, source, lambda url: get(url).body)
+    new = _fetched(spec, get)
     peers.save(services.settings.data_dir, new)
     return peers.difference(old, new)
+
+
+def _fetched(spec: FeedSpec, get: Callable) -> peers.Pin:
+    return peers.fetch(spec.name, spec.options["jwks"], lambda url: get(url).body)
 
 
 def ingest(rules: relay.Rules):

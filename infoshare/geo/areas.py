@@ -111,8 +111,9 @@ def subscription_place(items: Iterable[object]) -> BaseGeometry:
 
 
 def notice_place(locations: Iterable[LocationSpec]) -> BaseGeometry | None:
-    """Where a notice is, or None when none of its locations says (a country alone)."""
-    gazetteer = gazetteer_module.load()
+    """Where a notice is, or None when none of its locations says (a country alone).
+
+    Runs for every notice published; the gazetteer is loaded only for geocodes."""
     parts: list[BaseGeometry] = []
     for spec in locations:
         if spec.polygon and len(spec.polygon) >= 3:
@@ -122,6 +123,8 @@ def notice_place(locations: Iterable[LocationSpec]) -> BaseGeometry | None:
             parts.append(circle(spec.latitude, spec.longitude, spec.radius_km))
         elif spec.latitude is not None and not spec.polygon:
             parts.append(Point(spec.longitude, spec.latitude))
-        parts += [c.shape for c in geocodes.counties(spec.geocodes, gazetteer)]
+        if spec.geocodes:
+            parts += [c.shape for c in geocodes.counties(spec.geocodes,
+                                                         gazetteer_module.load())]
     parts = [p for p in parts if not p.is_empty]
     return union_all(parts) if parts else None
