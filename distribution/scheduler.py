@@ -5,8 +5,10 @@ threads can take (delivery.Sender), one delivery per subscription at a time, so 
 workers adds throughput, not duplicates, and a hanging receiver holds only its own
 subscription. Feeds run in exactly one process across all workers and hosts: the worker
 holding the "feeds" lease schedules them, renewing it every few seconds; if it dies, the
-lease expires (at once on its own host) and another worker takes over. A clean shutdown
-hands every lease back (stop()).
+lease expires (at once on its own host) and another worker takes over. Every second each
+worker looks for TAXII envelopes queued for the background and, when one waits, starts an
+`infoshare ingest-queue` process (infoshare/submissions.py). A clean shutdown hands every
+lease back (stop()).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feeds.runner import FeedBusy, holder, run_feed
+from infoshare import submissions
 from infoshare.store import feeds as feed_store
 from infoshare.store import leases
 from infoshare.store.engine import read
@@ -37,9 +40,12 @@ class Jobs:
         self.scheduler = BackgroundScheduler(daemon=True)
         self.leading = False
         self.sender = Sender(services.engine, services.settings, holder())
+        self.spawner = submissions.Spawner(services)
 
     def start(self) -> Jobs:
         self.scheduler.add_job(self._deliveries, "interval", seconds=0.5, id="deliveries",
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._ingest, "interval", seconds=1, id="ingest",
                                max_instances=1, coalesce=True)
         if any(spec.enabled for spec in self.services.settings.feeds):
             self.scheduler.add_job(self._lead, "interval", seconds=RENEW_SECONDS, id="leader",
@@ -53,6 +59,12 @@ class Jobs:
         except Exception:  # the scheduler must survive a database hiccup
             log.exception("delivery job failed")
 
+    def _ingest(self) -> None:
+        try:
+            self.spawner.tick()
+        except Exception:
+            log.exception("cannot start the background ingest")
+
     def stop(self) -> None:
         """A clean shutdown: stop scheduling, finish or hand back deliveries in flight,
         and give up the feeds lease so another worker takes the feeds at once."""
@@ -61,6 +73,7 @@ class Jobs:
         except Exception:  # already stopped
             pass
         self.sender.stop()
+        self.spawner.stop()
         if self.leading:
             leases.release(self.services.engine, LEADER_LEASE, holder())
 

@@ -6,8 +6,6 @@ bad one never leaves half a notice and never costs the good ones of the same fet
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from dataclasses import replace
 
@@ -18,6 +16,7 @@ from infoshare.store import feeds as feed_store
 from infoshare.store import leases, provenance
 from infoshare.store import notices as notice_store
 from infoshare.store.engine import read, write
+from infoshare.store.leases import holder
 
 from . import peers, registry, relaying
 from .base import Context, FeedError, ItemError, StixObjects, count_outcomes, feed_collection
@@ -29,10 +28,6 @@ MAX_RECORDED_ERRORS = 50
 
 class FeedBusy(RuntimeError):
     pass
-
-
-def holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def fetcher_for(spec: FeedSpec, policy: outbound.Policy) -> Fetcher:

@@ -661,6 +661,25 @@ def deliveries_retry(ids) -> None:
     click.echo(json.dumps({"queued": count}))
 
 
+@main.command("ingest-queue")
+@click.option("--nice", "niceness", default=0, type=click.IntRange(0, 19),
+              help="Lower this process's CPU priority by this much first.")
+@with_appcontext
+def ingest_queue(niceness) -> None:
+    """Store the TAXII envelopes waiting in the background (status pending), then exit.
+
+    The service's workers start this by themselves when an envelope waits; at most
+    taxii.ingest_workers run at once across all hosts (one more exits at once).
+    """
+    from . import submissions
+
+    svc = _ready()
+    if niceness:
+        os.nice(niceness)
+    done = submissions.run_queued(svc)
+    click.echo(json.dumps({"stored": done, "waiting": submissions.waiting(svc)}))
+
+
 @main.command("audit")
 @click.option("--limit", default=100, show_default=True)
 @click.option("--action")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from distribution import routing
 
@@ -92,8 +92,13 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
            submitter: access.Principal | None, received: Sequence[object],
            actor: str | None = None, sector_codes: Sequence[str] = (),
            keys: Mapping[str, Ed25519PublicKey] | None = None,
-           relay: Relay | None = None) -> list[Outcome]:
+           relay: Relay | None = None,
+           finish: Callable[[Connection, list[Outcome]], None] | None = None,
+           ) -> list[Outcome]:
     """Validate and store third-party objects; one Outcome per received object, in order.
+
+    `finish` runs in the transaction that stores the objects, with their outcomes (a TAXII
+    status is completed there, so it can never disagree with what was stored).
 
     An id belongs to whoever stored it first (store/objects.py): an object under an id
     another origin owns is a failure, worded the same whether or not the submitter may
@@ -146,9 +151,14 @@ def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: Collect
                 if isinstance(a, int) and index in relay.provenance])
             audit.record(conn, actor or (submitter.name if submitter else "service"),
                          "submit", collection.alias, stored=len(stored), ids=stored[:100])
-        for index, item, date_added in zip(batch_at, batch, added, strict=True):
-            outcomes[index] = _outcome(item, date_added, item.id in added.earlier)
-    return [o for o in outcomes if o is not None]
+            for index, item, date_added in zip(batch_at, batch, added, strict=True):
+                outcomes[index] = _outcome(item, date_added, item.id in added.earlier)
+            if finish is not None:
+                finish(conn, outcomes)
+    elif finish is not None:
+        with write(engine) as conn:
+            finish(conn, outcomes)
+    return outcomes
 
 
 

@@ -67,6 +67,8 @@ class TaxiiSettings:
     sector_collections: bool
     max_page_bytes: int = 8 * 1024 * 1024
     max_match_values: int = 100
+    background_bytes: int = 1024 * 1024
+    ingest_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -421,6 +423,8 @@ def _taxii(r: _Reader) -> TaxiiSettings:
         sector_collections=r.get("sector_collections", bool, True),
         max_page_bytes=r.int("max_page_bytes", 64 * 1024, 8 * 1024 * 1024),
         max_match_values=r.int("max_match_values", 1, 10_000),
+        background_bytes=r.int("background_bytes", 0, 1024**3),
+        ingest_workers=r.int("ingest_workers", 1, 64),
     )
 
 

@@ -15,6 +15,11 @@ from .engine import write
 from .schema import leases
 
 
+def holder() -> str:
+    """This process, as a lease holder: "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def acquire(engine: Engine, name: str, holder: str, seconds: float) -> bool:
     """Take or renew the lease; False when someone else holds it.
 
@@ -29,7 +34,7 @@ def acquire(engine: Engine, name: str, holder: str, seconds: float) -> bool:
             if row is None:
                 conn.execute(leases.insert().values(name=name, holder=holder, until_us=until))
                 return True
-            if row.holder != holder and row.until_us >= now and not _gone(row.holder):
+            if row.holder != holder and row.until_us >= now and not gone(row.holder):
                 return False
             conn.execute(leases.update().where(leases.c.name == name)
                          .values(holder=holder, until_us=until))
@@ -38,7 +43,7 @@ def acquire(engine: Engine, name: str, holder: str, seconds: float) -> bool:
         return False
 
 
-def _gone(holder: str) -> bool:
+def gone(holder: str) -> bool:
     """Whether `holder` ("host:pid") was a process of this host that has ended."""
     host, _, pid = holder.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():

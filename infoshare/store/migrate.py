@@ -215,11 +215,16 @@ def _notice_issued(conn: Connection) -> None:
     conn.execute(sa.text("UPDATE notices SET issued_us = created_us WHERE issued_us IS NULL"))
 
 
+def _ingest_jobs(conn: Connection) -> None:
+    """ingest_jobs: TAXII envelopes processed in the background (status pending)."""
+    metadata.create_all(conn, checkfirst=True)
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
               _delivery_holder, _relay_provenance, _feed_notes, _subscription_areas,
-              _public_cves, _notice_issued)
+              _public_cves, _notice_issued, _ingest_jobs)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

@@ -158,6 +158,24 @@ statuses = sa.Table(
     sa.Index("ix_statuses_request", "request_us"),
 )
 
+# TAXII envelopes accepted for processing in the background (status `pending`): the body
+# as received, until one transaction stores its objects, completes its status and deletes
+# the row. A claim is a lease: a worker that dies leaves the row to be claimed again.
+ingest_jobs = sa.Table(
+    "ingest_jobs",
+    metadata,
+    sa.Column("status_id", sa.String(64), sa.ForeignKey("statuses.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("principal_pk", sa.BigInteger, sa.ForeignKey("principals.pk"), nullable=False),
+    sa.Column("collection_id", sa.String(64), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("queued_us", sa.BigInteger, nullable=False),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_until_us", sa.BigInteger),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_ingest_jobs_queued", "queued_us"),
+)
+
 # One row per notice the service published (bulletins and feed notices): the accepted
 # document, so a revoke or an update re-converts the notice rather than editing STIX.
 notices = sa.Table(

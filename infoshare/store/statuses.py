@@ -21,9 +21,21 @@ def save(conn: Connection, *, status_id: str, principal_pk: int, collection_id: 
     ))
 
 
+def complete(conn: Connection, status_id: str, successes: list[dict],
+             failures: list[dict]) -> None:
+    """A pending status becomes complete, with every object's outcome at once."""
+    conn.execute(statuses.update().where(statuses.c.id == status_id).values(
+        status="complete", success_count=len(successes), failure_count=len(failures),
+        pending_count=0,
+        details={"successes": successes, "failures": failures, "pendings": []},
+    ))
+
+
 def get(conn: Connection, status_id: str) -> Row | None:
     return conn.execute(sa.select(statuses).where(statuses.c.id == status_id)).first()
 
 
 def purge(conn: Connection, older_than_us: int) -> int:
-    return conn.execute(statuses.delete().where(statuses.c.request_us < older_than_us)).rowcount
+    """Complete statuses past retention; a pending one stays until its envelope is done."""
+    return conn.execute(statuses.delete().where(statuses.c.request_us < older_than_us,
+                                                statuses.c.status == "complete")).rowcount

@@ -4,11 +4,10 @@ versions. Every read goes through access.visible (inside store.objects.page)."""
 from __future__ import annotations
 
 import json
-import uuid
 
 from flask import Blueprint, Response, current_app, g, request
 
-from .. import access, publish, strictjson, timestamps
+from .. import access, strictjson, submissions
 from ..settings import CollectionSpec
 from ..store import audit
 from ..store import objects as object_store
@@ -234,19 +233,9 @@ def add_objects(api_root: str, collection_id: str) -> Response:
         raise TaxiiError(413, "Request too large", f"the API root takes at most {limit} bytes")
     if not is_taxii(request.headers.get("Content-Type")):
         raise TaxiiError(415, "Unsupported media type", f"send the envelope as {TAXII}")
-    received = _envelope_objects(request.get_data())
-    request_us = timestamps.now_us()
-    outcomes = publish.ingest(svc.engine, svc.settings, svc.ids, spec, g.principal, received,
-                              keys=svc.keyring.public_keys())
-    status_id = str(uuid.uuid4())
-    retention_us = svc.settings.taxii.status_retention_hours * 3_600_000_000
-    with write(svc.engine) as conn:
-        status_store.purge(conn, request_us - retention_us)
-        status_store.save(
-            conn, status_id=status_id, principal_pk=g.principal.pk, collection_id=spec.id,
-            request_us=request_us, pendings=[],
-            successes=[_detail(o) for o in outcomes if o.ok],
-            failures=[_detail(o) for o in outcomes if not o.ok])
+    body = request.get_data()
+    status_id = submissions.submit(svc, spec, g.principal, body, _envelope_objects(body))
+    with read(svc.engine) as conn:
         row = status_store.get(conn, status_id)
     return responses.taxii_json(responses.status(row), status=202)
 
@@ -268,13 +257,6 @@ def _envelope_objects(data: bytes) -> list:
         raise TaxiiError(422, "Unprocessable envelope",
                          f'expected a TAXII envelope {{"objects": [ ... ]}}; got {what}')
     return envelope["objects"]
-
-
-def _detail(outcome: publish.Outcome) -> dict:
-    detail = {"id": outcome.id, "version": outcome.version}
-    if outcome.message:
-        detail["message"] = outcome.message
-    return detail
 
 
 @bp.delete(COLLECTION + "/objects/<object_id>/")

@@ -1,0 +1,5 @@
+"""`python -m infoshare`: the `infoshare` command, for processes the service starts itself."""
+
+from .cli import main
+
+main()
