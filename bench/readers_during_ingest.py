@@ -4,12 +4,14 @@ Starts the real server (`infoshare serve`, 2 workers, SQLite) twice on the same 
 storing every POST before answering it (`taxii.background_bytes` above any body: how it
 was before) and once as configured by default (bodies over 1 MiB answered `pending` and
 stored in the background). Each time, reader threads poll the first page of a collection
-for a quiet baseline, then while 4 partners each POST one envelope of just under 10 MiB of
-indicators, until every status is complete. JSON to stdout (latency percentiles per phase,
+(each at most every --interval seconds, as pollers do) for a quiet baseline, then while 4
+partners each POST one envelope of just under 10 MiB of indicators, until every status is
+complete. JSON to stdout (latency percentiles per phase,
 time until all stored, objects/s, the server's peak RSS), progress to stderr.
 
     .venv/bin/python bench/readers_during_ingest.py [--readers 4] [--posters 4]
                                                     [--envelope-mib 10] [--seed-objects 5000]
+                                                    [--interval 0.1]
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def add_principal(env: dict, name: str, tier: str) -> str:
 class Readers:
     """Threads each fetching the first page of the collection in a loop, timing each."""
 
-    def __init__(self, base: str, key: str, count: int):
+    def __init__(self, base: str, key: str, count: int, interval: float):
+        self.interval = interval
         self.url = f"{base}/taxii2/infoshare/collections/{COLLECTION}/objects/"
         self.headers = {"Accept": TAXII, "Authorization": f"Bearer {key}"}
         self.samples: list[float] = []
@@ -82,7 +85,9 @@ class Readers:
             response = session.get(self.url, headers=self.headers, params={"limit": "100"},
                                    timeout=120)
             response.raise_for_status()
-            self.samples.append((time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            self.samples.append(elapsed * 1000)
+            self.stop.wait(max(0.0, self.interval - elapsed))
 
     def measure(self, phase) -> dict:
         """Run `phase()` while the readers read; their latencies during it."""
@@ -153,7 +158,7 @@ def run_mode(args, name: str, background_bytes: str | None, bodies: list[bytes])
         seed = [json.dumps({"objects": batch}).encode()
                 for batch in envelopes(args.seed_objects, 1000, seed=7)]
         post_and_wait(server.base, writer, seed, 600)
-        readers = Readers(server.base, reader, args.readers)
+        readers = Readers(server.base, reader, args.readers, args.interval)
         log(f"{name}: quiet baseline, {args.baseline_s} s")
         quiet = readers.measure(lambda: time.sleep(args.baseline_s))
         log(f"{name}: {len(bodies)} partners POST {len(bodies[0]) / 2**20:.1f} MiB each")
@@ -177,6 +182,8 @@ def main(argv=None) -> int:
     parser.add_argument("--envelope-mib", type=float, default=10)
     parser.add_argument("--seed-objects", type=int, default=5000)
     parser.add_argument("--baseline-s", type=float, default=5)
+    parser.add_argument("--interval", type=float, default=0.1,
+                        help="seconds between one reader's requests (0: back to back)")
     args = parser.parse_args(argv)
     limit = min(int(args.envelope_mib * 2**20), 10 * 2**20)  # taxii.max_content_length
     bodies = [json.dumps({"objects": sized_envelope(limit, seed=100 + n)}).encode()
@@ -186,6 +193,7 @@ def main(argv=None) -> int:
     print(json.dumps({
         "benchmark": "readers_during_ingest", "python": platform.python_version(),
         "workers": 2, "posters": args.posters, "readers": args.readers,
+        "reader_interval_s": args.interval,
         "envelope_bytes": len(bodies[0]),
         "objects_per_envelope": len(json.loads(bodies[0])["objects"]),
         "modes": results,

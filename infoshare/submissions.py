@@ -17,6 +17,7 @@ store, and a crash leaves all of an envelope or none of it.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -230,10 +231,17 @@ class Spawner:
         if self.child is not None and self.child.poll() is None:
             return
         self.child = None
-        if waiting(self.svc):
-            self.child = subprocess.Popen(
-                [sys.executable, "-m", "infoshare", "ingest-queue", "--nice", str(NICE)],
-                stdin=subprocess.DEVNULL)
+        if waiting(self.svc) and self._slot_free():
+            self.child = subprocess.Popen([sys.executable, "-m", "infoshare", "ingest-queue"],
+                                          stdin=subprocess.DEVNULL)
+            try:  # at once, so even its start-up yields to the request workers
+                os.setpriority(os.PRIO_PROCESS, self.child.pid, NICE)
+            except OSError:  # it has already exited
+                pass
+
+    def _slot_free(self) -> bool:
+        return any(leases.free(self.svc.engine, SLOT_LEASE.format(n))
+                   for n in range(self.svc.settings.taxii.ingest_workers))
 
     def stop(self) -> None:
         """A clean shutdown stops the child too: its envelope is rolled back whole and

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .. import timestamps
-from .engine import write
+from .engine import read, write
 from .schema import leases
 
 
@@ -41,6 +41,13 @@ def acquire(engine: Engine, name: str, holder: str, seconds: float) -> bool:
             return True
     except sa.exc.IntegrityError:  # another process inserted it first
         return False
+
+
+def free(engine: Engine, name: str) -> bool:
+    """Whether `acquire` would give the lease to a new holder now (a read, no claim)."""
+    with read(engine) as conn:
+        row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+    return row is None or row.until_us < timestamps.now_us() or gone(row.holder)
 
 
 def gone(holder: str) -> bool:
