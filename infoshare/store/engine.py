@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 # would share it too, but its pages count in each process's RSS, which is what an
 # operator's limits see.)
 OVERFLOW = 4
-SQLITE_CACHE_KIB = 8192  # per connection, where it was 64 MiB
+SQLITE_CACHE_KIB = 512  # per connection (it was 64 MiB, then 8 MiB): the OS caches the rest
 
 
 def connect_engine(url: str, pool_size: int = 5) -> Engine:
