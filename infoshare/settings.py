@@ -69,6 +69,7 @@ class TaxiiSettings:
     max_match_values: int = 100
     background_bytes: int = 1024 * 1024
     ingest_workers: int = 1
+    max_pending: int = 4
 
 
 @dataclass(frozen=True)
@@ -425,6 +426,7 @@ def _taxii(r: _Reader) -> TaxiiSettings:
         max_match_values=r.int("max_match_values", 1, 10_000),
         background_bytes=r.int("background_bytes", 0, 1024**3),
         ingest_workers=r.int("ingest_workers", 1, 64),
+        max_pending=r.int("max_pending", 1, 1000),
     )
 
 

@@ -43,6 +43,17 @@ SLOT_LEASE = "ingest-slot-{}"
 NICE = 10  # background stores yield the CPU to request workers
 
 
+class QueueFull(RuntimeError):
+    """The submitter has `taxii.max_pending` envelopes waiting already: 429. Queued bodies
+    take disk, and unbounded they would let one partner fill it."""
+
+    RETRY_AFTER = 30
+
+    def __init__(self, limit: int):
+        super().__init__(f"{limit} envelopes of yours are still pending; poll their status "
+                         "and send more when they are complete")
+
+
 def detail(outcome: publish.Outcome) -> dict:
     """A TAXII status-details entry."""
     entry = {"id": outcome.id, "version": outcome.version}
@@ -74,6 +85,8 @@ def submit(svc, spec: CollectionSpec, principal: access.Principal, body: bytes,
 
     if len(body) > svc.settings.taxii.background_bytes and received:
         with write(svc.engine) as conn:
+            if ingest_jobs.queued_by(conn, principal.pk) >= svc.settings.taxii.max_pending:
+                raise QueueFull(svc.settings.taxii.max_pending)
             save(conn, pendings=[_pending(obj) for obj in received])
             ingest_jobs.enqueue(conn, status_id=status_id, principal_pk=principal.pk,
                                 collection_id=spec.id, body=body, queued_us=request_us)

@@ -149,14 +149,16 @@ def _claimed(live, status_id: str, seconds: float = 60) -> str:
 
 @pytest.fixture
 def svc(tmp_path):
-    env = service_env(tmp_path, INFOSHARE_TAXII_BACKGROUND_BYTES="0")
+    env = service_env(tmp_path, INFOSHARE_TAXII_BACKGROUND_BYTES="0",
+                      INFOSHARE_TAXII_MAX_PENDING="2")
     cli(env, "init")
     cli(env, "principals", "add", "partner", "--org", "P", "--tier", "partner",
         "--all-sectors")
     settings = load_settings(environ=env)
     prepare(settings)
-    services = create_app(settings).extensions["infoshare"]
-    services.env = env
+    app = create_app(settings)
+    services = app.extensions["infoshare"]
+    services.env, services.app = env, app
     yield services
     services.engine.dispose()
 
@@ -229,3 +231,22 @@ def test_an_empty_or_small_envelope_is_stored_before_the_answer(svc):
     row = _row(svc, status_id)
     assert (row.status, row.total_count) == ("complete", 0)
     assert uuid.UUID(status_id)
+
+
+def test_a_partner_may_not_queue_without_end(svc):
+    cli(svc.env, "principals", "add", "flood", "--org", "F", "--tier", "partner",
+        "--all-sectors")
+    key = json.loads(cli(svc.env, "principals", "new-key", "flood").stdout)["api_key"]
+    client = svc.app.test_client()
+    headers = {"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {key}"}
+    url = f"/taxii2/infoshare/collections/{SUBMISSIONS}/objects/"
+    answers = [client.post(url, headers=headers,
+                           data=json.dumps({"objects": _indicators(2)})) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[2].headers["Retry-After"] == "30"
+    assert "still pending" in answers[2].get_json()["description"]
+    with read(svc.engine) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(statuses)).scalar() == 2
+    assert submissions.run_queued(svc) == 2
+    again = client.post(url, headers=headers, data=json.dumps({"objects": _indicators(2)}))
+    assert again.status_code == 202

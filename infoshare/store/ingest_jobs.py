@@ -26,6 +26,11 @@ def enqueue(conn: Connection, *, status_id: str, principal_pk: int, collection_i
         body=body, queued_us=queued_us, attempts=0))
 
 
+def queued_by(conn: Connection, principal_pk: int) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(ingest_jobs).where(
+        ingest_jobs.c.principal_pk == principal_pk)).scalar()
+
+
 def _claimable(row: Row, now_us: int) -> bool:
     return (row.claimed_by is None or row.claimed_until_us < now_us
             or gone(row.claimed_by))

@@ -234,7 +234,11 @@ def add_objects(api_root: str, collection_id: str) -> Response:
     if not is_taxii(request.headers.get("Content-Type")):
         raise TaxiiError(415, "Unsupported media type", f"send the envelope as {TAXII}")
     body = request.get_data()
-    status_id = submissions.submit(svc, spec, g.principal, body, _envelope_objects(body))
+    try:
+        status_id = submissions.submit(svc, spec, g.principal, body, _envelope_objects(body))
+    except submissions.QueueFull as exc:
+        raise TaxiiError(429, "Too many pending envelopes", str(exc),
+                         {"Retry-After": str(exc.RETRY_AFTER)}) from None
     with read(svc.engine) as conn:
         row = status_store.get(conn, status_id)
     return responses.taxii_json(responses.status(row), status=202)
