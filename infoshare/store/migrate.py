@@ -220,11 +220,16 @@ def _ingest_jobs(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
+def _import_checkpoints(conn: Connection) -> None:
+    """import_checkpoints: where each `infoshare import` of a file stands."""
+    metadata.create_all(conn, checkfirst=True)
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
               _delivery_holder, _relay_provenance, _feed_notes, _subscription_areas,
-              _public_cves, _notice_issued, _ingest_jobs)
+              _public_cves, _notice_issued, _ingest_jobs, _import_checkpoints)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

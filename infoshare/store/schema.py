@@ -373,3 +373,26 @@ feed_state = sa.Table(
     sa.Column("errors", sa.JSON, nullable=False, default=list),  # offending items, standing
     sa.Column("notes", sa.JSON),  # what the last run saw worth a look (a content type)
 )
+
+# Where each file import stands (`infoshare import`), per collection, principal and file:
+# written in the transaction that stores each batch, so an import interrupted at any point
+# resumes after the last batch it committed. `identity` is the file's size, mtime and a
+# hash of its first bytes: a file that changed starts over.
+import_checkpoints = sa.Table(
+    "import_checkpoints",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("collection_id", sa.String(64), nullable=False),
+    sa.Column("principal_pk", sa.BigInteger, sa.ForeignKey("principals.pk"), nullable=False),
+    sa.Column("source_key", sa.String(64), nullable=False),  # sha256 of the absolute path
+    sa.Column("source", sa.String(4000), nullable=False),
+    sa.Column("identity", sa.String(200), nullable=False),
+    sa.Column("form", sa.String(20), nullable=False),
+    sa.Column("done", sa.BigInteger, nullable=False),  # objects read and committed
+    sa.Column("position", sa.JSON, nullable=False),  # {offset, ordinal, line}
+    sa.Column("counts", sa.JSON, nullable=False),  # {stored, duplicates, rejected}
+    sa.Column("finished", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("collection_id", "principal_pk", "source_key",
+                        name="uq_import_checkpoints_source"),
+)
