@@ -9,7 +9,9 @@ several rounds over fresh objects, and their ratio: for indicators of value comp
 (the POSTed kind, which need no parse) and of file hashes (parsed once, not twice). With
 --opentaxii PYTHON (an interpreter that has OpenTAXII 0.9.3 installed) the same envelopes
 also go to OpenTAXII on loopback, one worker, and the ratio of the two POST rates is
-reported. JSON goes to stdout, progress to stderr.
+reported. `infoshare import` of the same objects from a JSON lines file (batches the size
+of the envelopes) is measured in the same run: objects/s, CPU per object, peak RSS, and
+its ratio to the POST rate. JSON goes to stdout, progress to stderr.
 
     .venv/bin/python bench/ingest.py [--objects 20000] [--envelope 1000] [--rounds 5]
                                      [--opentaxii /path/to/venv/bin/python]
@@ -176,6 +178,66 @@ def bench_infoshare(args, batches) -> dict:
     finally:
         if server is not None:
             stop_server(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- infoshare import: the same objects from a file --------------------------------------
+
+def _run_measured(args: list[str], env: dict) -> tuple[float, float, float, str]:
+    """Run a command to its end: (wall seconds, CPU seconds, peak RSS MiB, stdout), its
+    CPU and peak RSS from the kernel's accounting of that one process (wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if process.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:3])}: exit {process.returncode}: "
+                               f"{err.read()[-2000:]}")
+        return (seconds, usage.ru_utime + usage.ru_stime, round(usage.ru_maxrss / 1024, 1),
+                out.read())
+
+
+def _write_jsonl(path: Path, batches: list[list[dict]]) -> None:
+    with open(path, "w") as fh:
+        for batch in batches:
+            fh.writelines(json.dumps(obj) + "\n" for obj in batch)
+
+
+def bench_import(args, batches, post: dict) -> dict:
+    """`infoshare import` of the POSTed objects as one JSON lines file, batches the size of
+    the POST's envelopes, into a fresh store that (like the POST case's) holds a warm-up
+    batch first. objects/s is the import's own figure (reading to the last commit); CPU
+    per object and peak RSS are the whole process's, start-up included."""
+    data_dir = Path(tempfile.mkdtemp(prefix="infoshare-bench-import-"))
+    env = service_env(data_dir)
+    try:
+        subprocess.run([str(BIN / "infoshare"), "init"], env=env, capture_output=True,
+                       check=True, timeout=300)
+        subprocess.run([str(BIN / "infoshare"), "principals", "add", "bench", "--org", "Bench",
+                        "--tier", "trusted", "--all-sectors", "--role", "publisher"],
+                       env=env, capture_output=True, check=True, timeout=120)
+        command = [str(BIN / "infoshare"), "import", "--collection", "submissions", "--as",
+                   "bench", "--batch", str(args.envelope)]
+        _write_jsonl(data_dir / "warm.jsonl", envelopes(args.envelope, args.envelope, seed=-1))
+        _run_measured([*command, str(data_dir / "warm.jsonl")], env)
+        _write_jsonl(data_dir / "objects.jsonl", batches)
+        log(f"infoshare import: {args.objects} indicators as JSON lines, batches of "
+            f"{args.envelope}")
+        seconds, cpu, rss, out = _run_measured([*command, str(data_dir / "objects.jsonl")], env)
+        summary = json.loads(out)
+        if summary["stored"] != args.objects:
+            raise RuntimeError(f"import stored {summary['stored']} of {args.objects}")
+        figures = {"objects": args.objects, "batch": args.envelope,
+                   "objects_per_s": summary["objects_per_s"],
+                   "wall_s_with_start": round(seconds, 3),
+                   "cpu_s_per_object": round(cpu / args.objects, 6),
+                   "peak_rss_mib": rss}
+        return {"infoshare_import": figures, "post_objects_per_s": post["objects_per_s"],
+                "import_over_post": round(figures["objects_per_s"] / post["objects_per_s"], 2)}
+    finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -386,6 +448,7 @@ def main(argv=None) -> int:
            "check": {"value_comparisons": bench_check(args, value_pattern),
                      "file_hashes": bench_check(args, hash_pattern)},
            "taxii_post": {"infoshare": bench_infoshare(args, batches)}}
+    doc["import"] = bench_import(args, batches, doc["taxii_post"]["infoshare"])
     if args.opentaxii:
         peer = bench_opentaxii(args, batches)
         doc["taxii_post"]["opentaxii"] = peer
