@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from taxii2client.common import TokenAuth
 from taxii2client.v21 import Collection, as_pages
 
+from infoshare.importing import sources
 from infoshare.store.engine import connect_engine
 
 from .live import BIN, LiveServer, cli, service_env
@@ -107,6 +108,49 @@ def stored_rows(env, principal_id: str) -> dict[str, int]:
 def audit_of(env, actor: str) -> list[dict]:
     lines = cli(env, "audit", "--limit", "1000", "--action", "submit").stdout.splitlines()
     return [e for e in map(json.loads, lines) if e["actor"] == actor]
+
+
+def read_all(data: bytes, name: str = "x.json", **options):
+    import io
+
+    form, items = sources.read(io.BytesIO(data), name, **options)
+    return form, list(items)
+
+
+def test_reading_resumes_inside_a_line_that_holds_a_bundle():
+    """Pure: each object's `after` is where reading starts again once it is committed;
+    inside a bundle line that is the line itself (its earlier objects are skipped by
+    ordinal), after the line's last object the next line."""
+    a, b, c, d = (indicator(n) for n in range(4))
+    data = (json.dumps(a) + "\n\n" + json.dumps({"type": "bundle", "id": "bundle--x",
+                                                   "objects": [b, c]}) + "\n"
+            + json.dumps(d) + "\n").encode()
+    form, items = read_all(data)
+    assert form == "json lines"
+    assert [(i.ordinal, i.where, i.obj["id"]) for i in items] == [
+        (0, "line 1", a["id"]), (1, "line 3", b["id"]), (2, "line 3", c["id"]),
+        (3, "line 4", d["id"])]
+    line3 = data.index(b'{"type": "bundle"')
+    assert items[1].after == sources.Position(line3, 1, 3)
+    assert items[2].after == sources.Position(data.index(b"\n", line3) + 1, 3, 4)
+    _, again = read_all(data, form="json lines", start=items[1].after)
+    assert [i.ordinal for i in again] == [1, 2, 3]
+    assert [i.obj["id"] for i in again] == [b["id"], c["id"], d["id"]]
+
+
+def test_reading_documents_and_refusing_what_is_neither():
+    objects = indicators(2)
+    form, items = read_all(json.dumps({"objects": objects}, indent=2).encode())
+    assert form == "envelope" and [i.obj for i in items] == objects
+    big = json.dumps({"type": "bundle", "id": "bundle--x", "objects": objects}, indent=2)
+    with pytest.raises(sources.Unrecognised, match="larger than one document"):
+        read_all(big.encode(), max_bytes=100)
+    for data, words in ((b"", "empty"), (b"[\n1, 2]\n", "neither a STIX bundle"),
+                        (b'{\n"a": NaN}\n', "NaN is not JSON")):
+        with pytest.raises(sources.Unrecognised, match=words):
+            read_all(data)
+    _, items = read_all(b'{"x": 1}\n{"y": Infinity}\n', name="odd.ndjson")
+    assert [i.problem.startswith("not strict JSON") for i in items] == [False, True]
 
 
 def test_bundle_envelope_and_json_lines_each_stored_as_a_post_would(store, tmp_path):

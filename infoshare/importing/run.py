@@ -44,7 +44,7 @@ class Target:
 
     @property
     def actor(self) -> str:
-        return f"import:{self.submitter.name}"
+        return f"import:{self.submitter.name}"[:200]  # the audit's actor column
 
 
 def target(svc, collection: str, principal: str, **options) -> Target:
