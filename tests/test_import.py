@@ -356,3 +356,25 @@ def test_imported_objects_served_over_taxii_to_who_may_see_them(store, tmp_path)
         assert red["id"] in stored_rows(env, made["importer"]["id"])
     finally:
         live.stop()
+
+
+def test_a_second_import_of_the_same_file_at_once_is_refused(store, tmp_path):
+    env, made = store
+    path = tmp_path / "big.jsonl"
+    path.write_text(jsonl(indicators(3000)))
+    args = [str(path), "--collection", "submissions", "--as", "importer", "--batch", "100"]
+    first = subprocess.Popen([str(BIN / "infoshare"), "import", *args], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in first.stderr:
+            if line.startswith("progress"):
+                break
+        code, summary, err = run_import(env, *args)
+        assert code == 1
+        assert "another `infoshare import` of this file" in summary["inputs"][0]["error"]
+        assert summary["read"] == 0
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+        first.stdout.close()
+        first.stderr.close()

@@ -21,9 +21,12 @@ from dataclasses import asdict, dataclass, field
 from .. import access, publish
 from ..settings import CollectionSpec
 from ..store import imports as checkpoints
+from ..store import leases
 from ..store import principals as principal_store
 from ..store.engine import read, write
 from . import sources
+
+LEASE_SECONDS = 600  # an import that died on another host frees its file after this
 
 
 class Refused(Exception):
@@ -135,9 +138,21 @@ def import_source(target: Target, source: str, say: Say) -> Report:
         say(f"{source}: imported already ({point.done} objects); skipping "
             "(--restart reads it again)")
         return report
-    if point.done:
-        say(f"resuming {source} at object {point.done}")
-    return _import(target, report, path, stream, key, point, say)
+    if not leases.acquire(target.svc.engine, _lease(key), leases.holder(), LEASE_SECONDS):
+        stream.close()
+        return Report(source, error="another `infoshare import` of this file into this "
+                                    "collection as this principal is running")
+    try:
+        if point.done:
+            say(f"resuming {source} at object {point.done}")
+        return _import(target, report, path, stream, key, point, say)
+    finally:
+        leases.release(target.svc.engine, _lease(key), leases.holder())
+
+
+def _lease(key) -> str:
+    """One import of a file at a time: two would race for its checkpoint."""
+    return f"import:{key.collection_id}:{key.principal_pk}:{key.source_key[:40]}"
 
 
 def _checkpoint(target: Target, key, identity: str, source: str,
@@ -210,6 +225,8 @@ def _commit(target: Target, report: Report, batch: list[sources.Item], key, poin
                               target.submitter, [item.obj for item in sent],
                               actor=target.actor, keys=target.keys,
                               finish=checkpoint if key is not None else None)
+    if key is not None:  # renewed once a batch, far within its term
+        leases.acquire(svc.engine, _lease(key), leases.holder(), LEASE_SECONDS)
     done = tally(outcomes)
     report.run, report.total = report.run + done, report.total + done
     for item in batch:
