@@ -1,24 +1,44 @@
 """Benchmark the one write path: convert + sign + store + route.
 
-Prints JSON: bulletins/s for a typical bulletin (20 indicators, 3 sectors), signed
-objects/s for a bulk notice of 10,000 indicators, and two baselines measured on the same
-objects in the same run: signing alone (RFC 8785 + Ed25519) and building each indicator
-through the stix2 library. Ratios are what to compare across machines, not absolute rates.
+In process (the default), it prints JSON: bulletins/s for a typical bulletin (20
+indicators, 3 sectors), signed objects/s for a bulk notice of 10,000 indicators, and two
+baselines measured on the same objects in the same run: signing alone (RFC 8785 + Ed25519)
+and building each indicator through the stix2 library. Ratios are what to compare across
+machines, not absolute rates.
 
     python bench/publish.py [--bulletins 200] [--bulk 10000] [--database-url URL]
+
+With --concurrent it starts the real server (`infoshare serve`, --workers 2) on a free
+loopback port over a throwaway data directory, and drives it with 1, 4 and 16 HTTP
+clients at once, each POSTing typical bulletins to /api/v1/bulletins with a publisher's
+API key for --seconds (at most --max-per-client each). Per client count it prints
+bulletins/s and p50/p99 latency, and the ratio of 4 clients' rate to one client's, the
+peer measured in the same run. What it measures: how much of a publish holds the store's
+one write lock (publish.py converts and signs before taking it).
+
+    python bench/publish.py --concurrent [--clients 1,4,16] [--seconds 10]
+        [--database-url URL | --postgres] [--subscriptions N]
+
+--postgres starts Debian's PostgreSQL the way the tests do (tests/pg.py: durability off,
+so its figures are the lock's cost, not the disk's); SQLite keeps synchronous=FULL.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import requests
 
 from infoshare import publish
 from infoshare.installation import id_space
@@ -31,6 +51,14 @@ from infoshare.stix import convert
 from infoshare.store import migrate
 from infoshare.store.engine import connect_engine
 from infoshare.tiers import DEFAULT_TIERS, Tiers
+
+sys.path.insert(0, str(Path(__file__).parent))
+from taxii_poll import (  # noqa: E402  (bench scripts share their server helpers)
+    BIN,
+    service_env,
+    start_server,
+    stop_server,
+)
 
 TIERS = Tiers(DEFAULT_TIERS)
 
@@ -98,12 +126,149 @@ def bench_stix2_build(count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bulletins", type=int, default=200)
-    parser.add_argument("--bulk", type=int, default=10_000)
-    parser.add_argument("--database-url", default="")
-    args = parser.parse_args()
+# --- the concurrent case: the real server, many HTTP clients -----------------------------
+
+def log(message: str) -> None:
+    print(f"[publish] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest rank: never a value between two real samples."""
+    return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 1)
+
+
+def add_publisher(env: dict[str, str]) -> str:
+    """A publisher of all sectors, made the way an operator makes one; its API key."""
+    import subprocess
+
+    result = subprocess.run(
+        [str(BIN / "infoshare"), "principals", "add", "bench-publisher", "--org", "Bench",
+         "--tier", "trusted", "--all-sectors", "--role", "publisher"],
+        env=env, capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(result.stdout)["api_key"]
+
+
+def add_subscriptions(base: str, key: str, count: int) -> None:
+    """`count` subscriptions of the publisher, half of them matching the bulletins' sectors,
+    so routing writes rows as it would for a subscribed hub."""
+    with requests.Session() as session:
+        for n in range(count):
+            sector = ("energy", "finance")[n % 2]
+            response = session.post(f"{base}/api/v1/subscriptions", timeout=30, json={
+                "name": f"bench {n}", "sectors": [sector]},
+                headers={"Authorization": f"Bearer {key}"})
+            response.raise_for_status()
+
+
+class Poster:
+    """One client: POSTs distinct typical bulletins on a keep-alive session, recording
+    each request's latency."""
+
+    def __init__(self, base: str, key: str, first: int):
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+        self.url, self.next = f"{base}/api/v1/bulletins", first
+        self.latencies: list[float] = []
+        self.error: str | None = None
+
+    def post(self) -> None:
+        t0 = time.perf_counter()
+        response = self.session.post(self.url, json=typical_bulletin(self.next), timeout=120)
+        if response.status_code != 201:
+            raise RuntimeError(f"POST bulletin: {response.status_code} {response.text[:300]}")
+        self.latencies.append((time.perf_counter() - t0) * 1000)
+        self.next += 1
+
+    def run(self, deadline: float, cap: int) -> None:
+        """Post until the deadline or `cap` posts; an error stops this client only."""
+        self.latencies = []
+        try:
+            while time.perf_counter() < deadline and len(self.latencies) < cap:
+                self.post()
+        except Exception as exc:  # reported by drive(), after the others finish
+            self.error = str(exc)
+
+
+def _run_all(posters: list[Poster], deadline: float, cap: int) -> None:
+    threads = [threading.Thread(target=p.run, args=(deadline, cap)) for p in posters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [p.error for p in posters if p.error]
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
+
+
+def drive(base: str, key: str, clients: int, seconds: float, cap: int, first: int) -> dict:
+    """`clients` posters at once; each first warms up with two posts (its connection,
+    the key check), then all post for `seconds` (at most `cap` each)."""
+    posters = [Poster(base, key, first + n * 100_000) for n in range(clients)]
+    try:
+        _run_all(posters, time.perf_counter() + 60, 2)
+        started = time.perf_counter()
+        _run_all(posters, started + seconds, cap)
+        elapsed = time.perf_counter() - started
+    finally:
+        for poster in posters:
+            poster.session.close()
+    samples = sorted(ms for poster in posters for ms in poster.latencies)
+    return {"clients": clients, "bulletins": len(samples), "seconds": round(elapsed, 2),
+            "bulletins_per_s": round(len(samples) / elapsed, 1),
+            "p50_ms": percentile(samples, 0.50), "p99_ms": percentile(samples, 0.99),
+            "max_ms": round(samples[-1], 1)}
+
+
+def concurrent(args) -> dict:
+    """Serve a throwaway data directory and drive it with each client count in turn."""
+    data_dir = Path(tempfile.mkdtemp(prefix="infoshare-bench-publish-"))
+    postgres = server = None
+    try:
+        url = args.database_url
+        if args.postgres:
+            postgres = _start_postgres()
+            url = postgres.new_database()
+        env = {**service_env(data_dir), "INFOSHARE_DATABASE_URL": url}
+        log(f"starting the server ({args.workers} workers, {'postgresql' if url else 'sqlite'})")
+        server = start_server(env, args.workers, data_dir)
+        key = add_publisher(env)
+        add_subscriptions(server.base, key, args.subscriptions)
+        runs = []
+        for n, clients in enumerate(args.clients):
+            log(f"{clients} client(s) for {args.seconds} s")
+            runs.append(drive(server.base, key, clients, args.seconds, args.max_per_client,
+                              first=n * 10_000_000))
+        return _concurrent_summary(runs, args, "postgresql" if url else "sqlite")
+    finally:
+        if server is not None:
+            stop_server(server)
+        if postgres is not None:
+            postgres.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _start_postgres():
+    """Debian's PostgreSQL in a temporary directory, as tests/pg.py runs it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pg import PostgresServer
+
+    return PostgresServer()
+
+
+def _concurrent_summary(runs: list[dict], args, engine: str) -> dict:
+    by_clients = {run["clients"]: run for run in runs}
+    doc = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+           "engine": engine, "workers": args.workers, "subscriptions": args.subscriptions,
+           "bulletin": "typical (20 indicators, 3 sectors)", "runs": runs}
+    if 1 in by_clients and 4 in by_clients:
+        doc["ratio_4_over_1"] = round(by_clients[4]["bulletins_per_s"]
+                                      / by_clients[1]["bulletins_per_s"], 2)
+    if 16 in by_clients:
+        doc["p99_ms_at_16"] = by_clients[16]["p99_ms"]
+    return doc
+
+
+def in_process(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="infoshare-bench-") as tmp:
         os.environ["INFOSHARE_DATA_DIR"] = tmp
         os.environ["INFOSHARE_DATABASE_URL"] = args.database_url
@@ -119,7 +284,7 @@ def main() -> None:
         sign_rate = bench_sign_only(authority, args.bulk)
         stix2_rate = bench_stix2_build(min(args.bulk, 2000))
         engine.dispose()
-    print(json.dumps({
+    return {
         "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
         "engine": "postgresql" if args.database_url.startswith("postgresql") else "sqlite",
         "typical_bulletin": bulletins,
@@ -128,7 +293,28 @@ def main() -> None:
                       "stix2_library_build_per_s": round(stix2_rate, 1)},
         "ratios": {"bulk_over_sign_only": round(bulk["objects_per_s"] / sign_rate, 3),
                    "bulk_over_stix2_build": round(bulk["objects_per_s"] / stix2_rate, 2)},
-    }, indent=2))
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bulletins", type=int, default=200)
+    parser.add_argument("--bulk", type=int, default=10_000)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="the real server and concurrent HTTP clients (see above)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="with --concurrent: start Debian's PostgreSQL for the run")
+    parser.add_argument("--clients", default="1,4,16")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--max-per-client", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--subscriptions", type=int, default=0)
+    args = parser.parse_args()
+    args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    if not args.clients or min(args.clients) < 1 or args.seconds <= 0 or args.seconds > 300:
+        parser.error("--clients must be positive and --seconds within (0, 300]")
+    print(json.dumps(concurrent(args) if args.concurrent else in_process(args), indent=2))
 
 
 if __name__ == "__main__":
