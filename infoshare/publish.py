@@ -1,10 +1,12 @@
 """The one write path (docs/ARCHITECTURE.md, "The one path of data").
 
-Everything that enters the store comes through here, inside one transaction per call: a
-crash leaves all of a call's objects or none. Two entries, one store:
+Everything that enters the store comes through here, inside one write transaction per
+call: a crash leaves all of a call's objects or none. Two entries, one store:
 
-- `publish_notice`: the service's own notices (bulletins, feed notices): convert to STIX,
-  sign each object as the last step, store those bytes, route by the notice's audience.
+- `publish_notice`: the service's own notices (bulletins, feed notices): convert to STIX
+  and sign each object as the last step off the write lock (drafts.py), then store those
+  bytes and route by the notice's audience under it, if nothing the draft was prepared
+  from has moved meanwhile.
 - `ingest`: third-party STIX (TAXII POST, upstream feeds): validate, give a default TLP to
   what has none, route by the object's own markings and the submitter, and store the
   object as received. The service never edits or re-signs someone else's object.
@@ -22,14 +24,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from distribution import routing
 
-from . import access, schemas, sectors, strictjson, tiers, timestamps
-from .geo import areas as geo_areas
+from . import access, drafts, schemas, sectors, strictjson, tiers, timestamps
 from .notices import SEVERITY_RANK, Notice
 from .settings import CollectionSpec, Settings
 from .signing import canonical
 from .signing import objects as signed
 from .signing.keys import Signer
-from .stix import convert, definitions, markings
+from .stix import definitions, markings
 from .stix.ids import IdSpace
 from .stix.validate import InvalidObject, check
 from .store import audit, provenance
@@ -254,7 +255,7 @@ def _rejected(obj: object, message: str) -> Outcome:
     return Outcome(object_id, version if isinstance(version, str) else "", False, message)
 
 
-# --- the service's own notices: convert, sign, store, route ------------------------------
+# --- the service's own notices: prepare off the lock, then store and route -------------
 
 @dataclass(frozen=True)
 class Authority:
@@ -272,6 +273,7 @@ class Published:
     stored: int  # new object versions written
     unchanged: int  # objects whose content had not changed
     created: bool  # a new notice (else an update or a revoke)
+    attempts: int = 1  # drafts prepared: more than 1 when what one read moved (REDO_LIMIT)
 
 
 class UnknownNotice(LookupError):
@@ -285,16 +287,6 @@ class NotYours(PermissionError):
 class IdTaken(RuntimeError):
     """An id a notice needs is owned by another origin (possible only for notices whose ids
     predate the installation's secret namespace); nothing was stored."""
-
-
-def notice_audience(notice: Notice) -> access.Audience:
-    recipients = frozenset(notice.recipients)
-    return access.Audience(
-        tlp=notice.tlp, all_sectors=notice.all_sectors,
-        sector_mask=sectors.mask(notice.sectors), compartments=frozenset(notice.compartments),
-        recipient_orgs=recipients if notice.tlp == "amber+strict" else frozenset(),
-        recipient_principals=recipients if notice.tlp == "red" else frozenset(),
-    )
 
 
 def may_manage(principal: access.Principal, row) -> bool:
@@ -318,48 +310,56 @@ def manageable(engine: Engine, principal: access.Principal, report_id: str):
     return row
 
 
-def sign_object(signer: Signer, obj: dict) -> bytes:
-    """The final step before storage: sign the canonical form, return the bytes to store."""
-    return signed.serialise(signed.attach(obj, signer.sign(signed.signing_payload(obj))))
-
-
-def _comparable(obj: dict) -> dict:
-    """What must differ for a new version to be worth publishing."""
-    clean = signed.unsigned(obj)
-    clean.pop("modified", None)
-    return clean
-
-
-def _stamp(existing, ids_created: dict[str, str]) -> convert.Stamp:
-    now = timestamps.now_us() // 1000 * 1000
-    if existing is not None:  # modified must grow even within one millisecond
-        now = max(now, timestamps.parse_us(existing.version) + 1000)
-    return convert.Stamp(timestamps.format_stix(now), ids_created)
+# How many times a publish prepares its draft again when what it read moved before it
+# took the lock (another publish of the same notice, a CVE claimed); then, last resort,
+# it prepares under the lock, where nothing moves.
+REDO_LIMIT = 3
 
 
 def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
                    notice: Notice, publisher: access.Principal | None = None) -> Published:
-    """Convert, sign, store and route one notice in one transaction.
+    """Convert, sign, store and route one notice; all of its objects or none.
 
-    Publishing a notice again (same organisation, source and source_id) makes new
-    versions of the objects whose content or audience changed and leaves the others alone.
-    Callers check the ownership rule (may_manage) before updating someone's notice.
+    Converting and signing happen in a read transaction (drafts.prepare), off the store's
+    write lock; the write transaction only checks that nothing the draft was prepared
+    from has moved, then stamps date_added, inserts, routes and records. Publishing a
+    notice again (same organisation, source and source_id) makes new versions of the
+    objects whose content or audience changed and leaves the others alone. Callers check
+    the ownership rule (may_manage) before updating someone's notice.
     """
+    notice = _with_source_id(notice)
+    for attempt in range(1, REDO_LIMIT + 1):
+        with read(engine) as conn:
+            draft = drafts.prepare(conn, authority, notice)
+        with write(engine) as conn:
+            object_store.lock(conn)
+            if not drafts.moved(conn, draft):
+                return _store(conn, draft, tier_map, publisher, attempt)
     with write(engine) as conn:
-        return _publish(conn, authority, tier_map, notice, publisher)
+        object_store.lock(conn)
+        return _store(conn, drafts.prepare(conn, authority, notice), tier_map, publisher,
+                      REDO_LIMIT + 1)
 
 
 def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
                     notices: Sequence[Notice]) -> list[Published | Exception]:
     """Publish many notices (a feed's), in one transaction when all go through.
 
-    One transaction per notice costs more than the notice itself; when any notice of the
-    batch fails, the batch is rolled back and each is published alone, so a bad notice
-    still never costs the good ones. Failures come back as the exception, in order.
+    One transaction per notice costs more than the notice itself. The drafts are prepared
+    together off the lock; under it, a draft whose snapshot moved (a concurrent publish,
+    or an earlier notice of the same batch with the same source_id) is prepared again
+    there. When any notice of the batch fails, the batch is rolled back and each is
+    published alone, so a bad notice still never costs the good ones. Failures come back
+    as the exception, in order.
     """
+    notices = [_with_source_id(n) for n in notices]
     try:
+        with read(engine) as conn:
+            prepared = [drafts.prepare(conn, authority, n) for n in notices]
         with write(engine) as conn:
-            return [_publish(conn, authority, tier_map, notice, None) for notice in notices]
+            object_store.lock(conn)
+            return [_store(conn, _current(conn, authority, draft), tier_map, None, 1)
+                    for draft in prepared]
     except Exception:  # find the bad one(s): one transaction each
         results: list[Published | Exception] = []
         for notice in notices:
@@ -370,83 +370,54 @@ def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
         return results
 
 
-def _is_open(audience: access.Audience) -> bool:
-    """Every reader may see it: TLP:CLEAR, every sector, no compartment."""
-    return audience.tlp == "clear" and audience.all_sectors and not audience.compartments
+def _with_source_id(notice: Notice) -> Notice:
+    return notice if notice.source_id else replace(notice, source_id=str(uuid.uuid4()))
 
 
-def _publish(conn, authority: Authority, tier_map: tiers.Tiers, notice: Notice,
-             publisher: access.Principal | None) -> Published:
-    if not notice.source_id:
-        notice = replace(notice, source_id=str(uuid.uuid4()))
-    object_store.lock(conn)
-    existing = notice_store.by_source(conn, notice.source, notice.org, notice.source_id)
-    space = (IdSpace(uuid.UUID(existing.id_namespace))
-             if existing is not None and existing.id_namespace else authority.ids)
-    shared = cve_store.shared(conn, notice.vulnerabilities)
-    objs = convert.convert(notice, _stamp(existing, {}), authority.ids, space, shared)
-    stored = object_store.latest_stored(conn, [o["id"] for o in objs])
-    before = {i: json.loads(s.raw) for i, s in stored.items()}
-    if stored:
-        created = {i: o["created"] for i, o in before.items()}
-        objs = convert.convert(notice, _stamp(existing, created), authority.ids, space,
-                               shared)
-    audience = notice_audience(notice)
-    if _is_open(audience) and not notice.revoked:
-        cve_store.claim(conn, {o["name"]: o["id"] for o in objs
-                               if o["type"] == "vulnerability"}, shared)
-    # Audience is content: a narrower or wider audience re-versions every object.
-    changed = [o for o in objs if o["id"] not in stored or stored[o["id"]].audience != audience
-               or _comparable(before[o["id"]]) != _comparable(o)]
-    unchanged = len(objs) - len(changed)
-    changed += _dropped(conn, existing, objs, audience, objs[0]["modified"])
-    added = object_store.insert(conn, [_new_object(authority.signer, o, audience)
-                                       for o in changed])
-    taken = [o["id"] for o, d in zip(changed, added, strict=True) if d == object_store.FOREIGN]
+def _current(conn, authority: Authority, draft: drafts.Draft) -> drafts.Draft:
+    """The draft, or under the lock a new one when its snapshot moved."""
+    if drafts.moved(conn, draft):
+        return drafts.prepare(conn, authority, draft.notice)
+    return draft
+
+
+def _store(conn, draft: drafts.Draft, tier_map: tiers.Tiers,
+           publisher: access.Principal | None, attempts: int) -> Published:
+    """Under the lock, with a draft that has not moved: claim CVEs, insert, route, save
+    the notice row, audit. Nothing here converts or signs."""
+    cve_store.claim(conn, draft.claims, draft.shared)
+    added = object_store.insert(conn, draft.items)
+    taken = [i.id for i, d in zip(draft.items, added, strict=True) if d == object_store.FOREIGN]
     if taken:
         raise IdTaken(f"ids of this notice belong to another publisher: {', '.join(taken)}")
+    _route(conn, draft, added, tier_map)
+    report, existing = draft.objs[0], draft.existing
+    if draft.changed or existing is None:
+        _record(conn, draft, publisher)
+    return Published(report["id"], [o["id"] for o in draft.objs],
+                     report["modified"] if draft.changed else
+                     (existing.version if existing else ""),
+                     len(draft.changed), draft.unchanged, existing is None, attempts)
+
+
+def _route(conn, draft: drafts.Draft, added, tier_map: tiers.Tiers) -> None:
+    notice = draft.notice
+    stored = tuple((d, i.type) for d, i in zip(added, draft.items, strict=True)
+                   if isinstance(d, int))
     routing.route(conn, [routing.Group(
-        audience, notice.kind, SEVERITY_RANK.get(notice.severity, 0), frozenset(notice.labels),
-        tuple((d, o["type"]) for d, o in zip(added, changed, strict=True)
-              if isinstance(d, int)), geo_areas.notice_place(notice.locations))], tier_map)
-    report = objs[0]
-    if changed or existing is None:
-        notice_store.save(conn, _notice_row(notice, report, objs, publisher, existing))
-        action = "revoke" if notice.revoked else ("publish" if existing is None else "update")
-        audit.record(conn, publisher.name if publisher else "service", action, report["id"],
-                     title=notice.title, source=notice.source, org=notice.org,
-                     objects=len(changed))
-    return Published(report["id"], [o["id"] for o in objs],
-                     report["modified"] if changed else (existing.version if existing else ""),
-                     len(changed), unchanged, existing is None)
+        draft.audience, notice.kind, SEVERITY_RANK.get(notice.severity, 0),
+        frozenset(notice.labels), stored, draft.place)], tier_map)
 
 
-def _dropped(conn, existing, objs: list[dict], audience: access.Audience,
-             now: str) -> list[dict]:
-    """Objects an earlier version of the notice had and this one has not: revoked, for
-    the notice's new audience, so that they neither stay live nor stay visible to readers
-    the notice no longer names."""
-    if existing is None:
-        return []
-    kept = {o["id"] for o in objs}
-    gone = [i for i in existing.object_ids if i not in kept]
-    revoked = []
-    for old in object_store.latest_stored(conn, gone).values():
-        obj = signed.unsigned(json.loads(old.raw))
-        if obj.get("revoked") and old.audience == audience:
-            continue
-        revoked.append({**obj, "modified": max(now, obj.get("modified", now)),
-                        "revoked": True})
-    return revoked
-
-
-def _new_object(signer: Signer, obj: dict, audience: access.Audience,
-                everywhere: bool = False) -> object_store.NewObject:
-    version = obj.get("modified", obj.get("created"))
-    return object_store.NewObject(
-        id=obj["id"], type=obj["type"], spec_version="2.1", version=version,
-        version_us=timestamps.parse_us(version) if version else None,
-        raw=sign_object(signer, obj), audience=audience, everywhere=everywhere)
+def _record(conn, draft: drafts.Draft, publisher: access.Principal | None) -> None:
+    """The notice row (for updates, revokes and the bulletin list) and the audit entry."""
+    notice, report, existing = draft.notice, draft.objs[0], draft.existing
+    notice_store.save(conn, _notice_row(notice, report, draft.objs, publisher, existing),
+                      exists=existing is not None)
+    action = "revoke" if notice.revoked else ("publish" if existing is None else "update")
+    audit.record(conn, publisher.name if publisher else "service", action, report["id"],
+                 title=notice.title, source=notice.source, org=notice.org,
+                 objects=len(draft.changed))
 
 
 def _notice_row(notice: Notice, report: dict, objs: list[dict],
@@ -494,7 +465,8 @@ def ensure_definitions(engine: Engine, settings: Settings, authority: Authority)
     with read(engine) as conn:
         stored = object_store.latest_stored(conn, [o["id"] for o in own])
     own = [_renewed(o, stored.get(o["id"])) for o in own]
-    items = [_new_object(authority.signer, o, access.OPEN, everywhere=True) for o in own]
+    items = [drafts.new_object(authority.signer, o, access.OPEN, everywhere=True)
+             for o in own]
     items += [object_store.NewObject(
         id=o["id"], type=o["type"], spec_version="2.1",
         version=o.get("modified", o["created"]),

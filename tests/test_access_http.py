@@ -4,7 +4,7 @@ One live server (SQLite, 2 workers) and a fixed pool of principals with varied t
 sectors, compartments and organisations. Bulletins are published through the JSON API by
 a publisher who may publish anything; every principal then reads everything back, and
 what each endpoint shows must be exactly what `access.may_see` allows for the bulletin's
-`publish.notice_audience` (docs/ARCHITECTURE.md, "Access"):
+`drafts.notice_audience` (docs/ARCHITECTURE.md, "Access"):
 
 - TAXII objects and manifest of all-hazards, walked page by page (limit 7) with `next`;
 - TAXII object by id and versions of an object (invisible answers exactly like missing);
@@ -30,8 +30,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from infoshare import access, sectors, tiers
+from infoshare.drafts import notice_audience
 from infoshare.notices import KINDS
-from infoshare.publish import notice_audience
 from infoshare.schemas import load_bulletin
 from infoshare.settings import load_settings
 

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from infoshare.publish import sign_object
+from infoshare.drafts import sign_object
 from infoshare.signing import jwk
 from infoshare.signing import objects as signed
 from infoshare.signing.keys import KeyRing, KeyringError

@@ -18,9 +18,9 @@ def by_source(conn: Connection, source: str, org: str, source_id: str) -> Row | 
         notices.c.source_id == source_id)).first()
 
 
-def save(conn: Connection, row: dict) -> None:
-    exists = conn.execute(sa.select(notices.c.report_id)
-                          .where(notices.c.report_id == row["report_id"])).first()
+def save(conn: Connection, row: dict, exists: bool) -> None:
+    """Insert or update a notice's row; the caller read whether it exists under the same
+    lock (publish.py), so no statement is spent asking again."""
     if exists:
         values = {k: v for k, v in row.items() if k not in ("report_id", "created_us",
                                                            "published_by")}

@@ -62,21 +62,26 @@ class Filters:
 def lock(conn: Connection) -> None:
     """Take the store's write lock for the rest of the transaction (see schema.store_clock).
 
-    SQLite's BEGIN IMMEDIATE already holds the only write lock there is.
+    SQLite's BEGIN IMMEDIATE already holds the only write lock there is. On PostgreSQL
+    the row lock is taken once per transaction (publish.py locks before insert() does):
+    every statement under the lock is a round trip other publishers wait for.
     """
-    if not is_sqlite(conn):
-        conn.execute(sa.select(store_clock.c.last_us).where(store_clock.c.id == 1)
-                     .with_for_update())
+    if is_sqlite(conn) or conn.info.get("locked") is conn.get_transaction():
+        return
+    conn.execute(sa.select(store_clock.c.last_us).where(store_clock.c.id == 1)
+                 .with_for_update())
+    conn.info["locked"] = conn.get_transaction()
 
 
 def _reserve(conn: Connection, count: int) -> int:
-    """The first of `count` strictly increasing date_added values."""
+    """The first of `count` strictly increasing date_added values (one statement: the
+    clock moves to max(now, last + 1) + count - 1)."""
     now = timestamps.now_us()
-    last = conn.execute(sa.select(store_clock.c.last_us).where(store_clock.c.id == 1)).scalar()
-    first = max(now, last + 1)
-    conn.execute(store_clock.update().where(store_clock.c.id == 1)
-                 .values(last_us=first + count - 1))
-    return first
+    last = store_clock.c.last_us
+    moved = sa.case((last + 1 > now, last + count), else_=now + count - 1)
+    end = conn.execute(store_clock.update().where(store_clock.c.id == 1)
+                       .values(last_us=moved).returning(store_clock.c.last_us)).scalar()
+    return end - count + 1
 
 
 # What insert() answers for an item it did not store.
@@ -135,7 +140,7 @@ def insert(conn: Connection, items: Sequence[NewObject],
     for offset, index in enumerate(fresh_at):
         result[index] = first + offset
         fresh.append(_stamp_versionless(items[index], first + offset, lineages))
-    _insert_rows(conn, fresh, [result[i] for i in fresh_at], lineages)
+    _insert_rows(conn, fresh, [result[i] for i in fresh_at], lineages, result.earlier)
     return result
 
 
@@ -190,14 +195,14 @@ def _lineages(conn: Connection, ids: set[str]) -> dict[str, _Lineage]:
     return found
 
 
-def _insert_rows(conn, fresh, dates_added, lineages) -> None:
+def _insert_rows(conn, fresh, dates_added, lineages, earlier: frozenset[str]) -> None:
     latest = {i: max(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
     first = {i: min(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
     rows = [_row(item, date_added, item.version_us == latest[item.id],
                  item.version_us == first[item.id])
             for item, date_added in zip(fresh, dates_added, strict=True)]
-    _demote(conn, fresh, latest, "is_latest")
-    _demote(conn, fresh, first, "is_first")
+    _demote(conn, fresh, latest, "is_latest", earlier)
+    _demote(conn, fresh, first, "is_first", earlier)
     restricted = [i for i, item in enumerate(fresh) if item.audience.compartments
                   or item.audience.recipient_orgs or item.audience.recipient_principals]
     if not restricted:  # the common case: no child rows, so no need for the new pks
@@ -234,12 +239,15 @@ def _insert_plain(conn: Connection, rows: list[dict]) -> None:
     conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in rows])
 
 
-def _demote(conn, fresh, extreme: dict[str, int], flag: str) -> None:
-    """Clear `flag` on the stored versions of ids where a new version takes it over.
+def _demote(conn, fresh, extreme: dict[str, int], flag: str,
+            earlier: frozenset[str]) -> None:
+    """Clear `flag` on the stored versions of ids where a new version takes it over (only
+    ids with stored versions: a new notice's ids have none to clear).
 
     Filtering on id keeps this on the (id, origin, version) index.
     """
-    ids = sorted({item.id for item in fresh if item.version_us == extreme[item.id]})
+    ids = sorted({item.id for item in fresh
+                  if item.version_us == extreme[item.id] and item.id in earlier})
     for start in range(0, len(ids), _CHUNK):
         conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]))
                      .values({flag: False}))
@@ -473,6 +481,22 @@ class Stored:
 
     raw: bytes
     audience: access.Audience
+    version_us: int
+
+
+def latest_versions(conn: Connection, ids: Sequence[str], origin: str = "service"
+                    ) -> dict[str, int]:
+    """id -> the version_us of `origin`'s latest version, for the ids that have one: what
+    publish checks under the lock against what it prepared from (drafts.moved)."""
+    found: dict[str, int] = {}
+    id_list = sorted(set(ids))
+    for start in range(0, len(id_list), _CHUNK):
+        for object_id, version_us in conn.execute(sa.select(
+                objects.c.id, objects.c.version_us).where(
+                objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.origin == origin,
+                objects.c.is_latest)):
+            found[object_id] = version_us
+    return found
 
 
 def latest_stored(conn: Connection, ids: Sequence[str], origin: str = "service"
@@ -483,8 +507,8 @@ def latest_stored(conn: Connection, ids: Sequence[str], origin: str = "service"
     id_list = sorted(set(ids))
     for start in range(0, len(id_list), _CHUNK):
         rows = list(conn.execute(sa.select(
-            objects.c.pk, objects.c.id, objects.c.raw, objects.c.tlp_rank,
-            objects.c.all_sectors, objects.c.sector_mask).where(
+            objects.c.pk, objects.c.id, objects.c.raw, objects.c.version_us,
+            objects.c.tlp_rank, objects.c.all_sectors, objects.c.sector_mask).where(
             objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.origin == origin,
             objects.c.is_latest)))
         named = _named_audience(conn, [row.pk for row in rows])
@@ -493,7 +517,8 @@ def latest_stored(conn: Connection, ids: Sequence[str], origin: str = "service"
             found[row.id] = Stored(row.raw, access.Audience(
                 tlp=tiers.TLP_LEVELS[row.tlp_rank], all_sectors=row.all_sectors,
                 sector_mask=row.sector_mask, compartments=frozenset(compartments),
-                recipient_orgs=frozenset(orgs), recipient_principals=frozenset(names)))
+                recipient_orgs=frozenset(orgs), recipient_principals=frozenset(names)),
+                row.version_us)
     return found
 
 
