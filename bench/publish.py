@@ -14,9 +14,11 @@ With --concurrent it starts the real server (`infoshare serve`, --workers 2) on 
 loopback port over a throwaway data directory, and drives it with 1, 4 and 16 HTTP
 clients at once, each POSTing typical bulletins to /api/v1/bulletins with a publisher's
 API key for --seconds (at most --max-per-client each). Per client count it prints
-bulletins/s and p50/p99 latency, and the ratio of 4 clients' rate to one client's, the
-peer measured in the same run. What it measures: how much of a publish holds the store's
-one write lock (publish.py converts and signs before taking it).
+bulletins/s, p50/p99 latency, the server's CPU per bulletin and how busy the machine's
+cores were during the run (near 1.0 the run was short of CPU, whatever the lock does), and
+the ratio of 4 clients' rate to one client's, the peer measured in the same run. What
+it measures: how much of a publish holds the store's one write lock (publish.py converts
+and signs before taking it; SQLite's writers queue on a file lock, store/engine.py).
 
     python bench/publish.py --concurrent [--clients 1,4,16] [--seconds 10]
         [--database-url URL | --postgres] [--subscriptions N]
@@ -58,6 +60,7 @@ from infoshare.tiers import DEFAULT_TIERS, Tiers
 sys.path.insert(0, str(Path(__file__).parent))
 from taxii_poll import (  # noqa: E402  (bench scripts share their server helpers)
     BIN,
+    _children,
     service_env,
     start_server,
     stop_server,
@@ -226,15 +229,20 @@ def _run_all(posters: list[Poster], deadline: float, cap: int) -> None:
         raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
 
 
-def drive(base: str, key: str, clients: int, seconds: float, cap: int, first: int) -> dict:
+def drive(server, key: str, clients: int, seconds: float, cap: int, first: int) -> dict:
     """`clients` posters at once; each first warms up with two posts (its connection,
-    the key check), then all post for `seconds` (at most `cap` each)."""
-    posters = [Poster(base, key, first + n * 100_000) for n in range(clients)]
+    the key check), then all post for `seconds` (at most `cap` each). Besides rate and
+    latency: the server's CPU per bulletin, and how busy the machine's cores were (near
+    1.0, the run was short of CPU, not held up by the lock: more clients cannot help)."""
+    posters = [Poster(server.base, key, first + n * 100_000) for n in range(clients)]
     try:
         _run_all(posters, time.perf_counter() + 60, 2)
+        cpu0, machine0 = server_cpu_seconds(server.process.pid), machine_ticks()
         started = time.perf_counter()
         _run_all(posters, started + seconds, cap)
         elapsed = time.perf_counter() - started
+        cpu, machine = (server_cpu_seconds(server.process.pid) - cpu0,
+                        [b - a for a, b in zip(machine0, machine_ticks(), strict=True)])
     finally:
         for poster in posters:
             poster.session.close()
@@ -242,7 +250,30 @@ def drive(base: str, key: str, clients: int, seconds: float, cap: int, first: in
     return {"clients": clients, "bulletins": len(samples), "seconds": round(elapsed, 2),
             "bulletins_per_s": round(len(samples) / elapsed, 1),
             "p50_ms": percentile(samples, 0.50), "p99_ms": percentile(samples, 0.99),
-            "max_ms": round(samples[-1], 1)}
+            "max_ms": round(samples[-1], 1),
+            "server_cpu_ms_per_bulletin": round(cpu * 1000 / max(1, len(samples)), 2),
+            "machine_busy_share": round(machine[0] / max(1, machine[1]), 3)}
+
+
+def server_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of the server's process tree (master and workers), from /proc."""
+    pids, ticks = [root_pid], 0
+    while pids:
+        pid = pids.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+        pids += _children(pid)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
 
 
 def concurrent(args) -> dict:
@@ -262,7 +293,7 @@ def concurrent(args) -> dict:
         runs = []
         for n, clients in enumerate(args.clients):
             log(f"{clients} client(s) for {args.seconds} s")
-            runs.append(drive(server.base, key, clients, args.seconds, args.max_per_client,
+            runs.append(drive(server, key, clients, args.seconds, args.max_per_client,
                               first=n * 10_000_000))
         return _concurrent_summary(runs, args, "postgresql" if url else "sqlite")
     finally:
@@ -283,7 +314,8 @@ def _start_postgres():
 
 def _concurrent_summary(runs: list[dict], args, engine: str) -> dict:
     by_clients = {run["clients"]: run for run in runs}
-    doc = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+    doc = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0],
+                       "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
            "engine": engine, "workers": args.workers, "subscriptions": args.subscriptions,
            "bulletin": "typical (20 indicators, 3 sectors)", "runs": runs}
     if 1 in by_clients and 4 in by_clients:
