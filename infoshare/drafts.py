@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Row
 
-from . import access, sectors, timestamps
+from . import access, schemas, sectors, timestamps
 from .geo import areas as geo_areas
 from .notices import Notice
 from .signing import objects as signed
@@ -49,6 +49,7 @@ class Draft:
     unchanged: int  # objects of the notice whose content and audience had not changed
     claims: dict[str, str]  # cve -> vulnerability id this open notice minted
     place: BaseGeometry | None  # where the notice is, for routing (geo/areas.py)
+    row: dict  # the notice's row to save, but for who published it
 
 
 def notice_audience(notice: Notice) -> access.Audience:
@@ -87,7 +88,7 @@ def prepare(conn: Connection, authority: Authority, notice: Notice) -> Draft:
                  {i: stored[i].version_us if i in stored else None for i in {*ids, *had}},
                  objs, changed, [new_object(authority.signer, o, audience) for o in changed],
                  unchanged, _claims(notice, audience, objs),
-                 geo_areas.notice_place(notice.locations))
+                 geo_areas.notice_place(notice.locations), _notice_row(notice, objs, existing))
 
 
 def moved(conn: Connection, draft: Draft) -> bool:
@@ -149,6 +150,22 @@ def _dropped(stored, before, had: list[str], objs: list[dict], audience: access.
         revoked.append({**obj, "modified": max(now, obj.get("modified", now)),
                         "revoked": True})
     return revoked
+
+
+def _notice_row(notice: Notice, objs: list[dict], existing) -> dict:
+    report = objs[0]
+    return {
+        "report_id": report["id"], "source": notice.source, "source_id": notice.source_id,
+        "org": notice.org, "id_namespace": existing.id_namespace if existing else None,
+        "title": notice.title, "kind": notice.kind, "tlp": notice.tlp,
+        "severity": notice.severity, "sector_mask": sectors.mask(notice.sectors),
+        "all_sectors": notice.all_sectors, "revoked": notice.revoked,
+        "created_us": timestamps.parse_us(report["created"]),
+        "modified_us": timestamps.parse_us(report["modified"]),
+        "issued_us": timestamps.parse_us(report["published"]),
+        "version": report["modified"], "object_ids": [o["id"] for o in objs],
+        "document": schemas.dump_notice(notice),
+    }
 
 
 def sign_object(signer: Signer, obj: dict) -> bytes:

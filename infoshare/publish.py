@@ -412,29 +412,12 @@ def _route(conn, draft: drafts.Draft, added, tier_map: tiers.Tiers) -> None:
 def _record(conn, draft: drafts.Draft, publisher: access.Principal | None) -> None:
     """The notice row (for updates, revokes and the bulletin list) and the audit entry."""
     notice, report, existing = draft.notice, draft.objs[0], draft.existing
-    notice_store.save(conn, _notice_row(notice, report, draft.objs, publisher, existing),
+    notice_store.save(conn, {**draft.row, "published_by": publisher.pk if publisher else None},
                       exists=existing is not None)
     action = "revoke" if notice.revoked else ("publish" if existing is None else "update")
     audit.record(conn, publisher.name if publisher else "service", action, report["id"],
                  title=notice.title, source=notice.source, org=notice.org,
                  objects=len(draft.changed))
-
-
-def _notice_row(notice: Notice, report: dict, objs: list[dict],
-                publisher: access.Principal | None, existing) -> dict:
-    modified_us = timestamps.parse_us(report["modified"])
-    return {
-        "report_id": report["id"], "source": notice.source, "source_id": notice.source_id,
-        "org": notice.org, "id_namespace": existing.id_namespace if existing else None,
-        "title": notice.title, "kind": notice.kind, "tlp": notice.tlp,
-        "severity": notice.severity, "sector_mask": sectors.mask(notice.sectors),
-        "all_sectors": notice.all_sectors, "revoked": notice.revoked,
-        "published_by": publisher.pk if publisher else None,
-        "created_us": timestamps.parse_us(report["created"]), "modified_us": modified_us,
-        "issued_us": timestamps.parse_us(report["published"]),
-        "version": report["modified"], "object_ids": [o["id"] for o in objs],
-        "document": schemas.dump_notice(notice),
-    }
 
 
 def revoke_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
