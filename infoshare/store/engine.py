@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,11 +80,11 @@ def write(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def _writers_queue(engine: Engine) -> Iterator[None]:
-    """On a SQLite file, wait for the write lock in the kernel (flock) before BEGIN
+    """On a SQLite file, queue for the write lock on a file lock (flock) before BEGIN
     IMMEDIATE: SQLite's own wait polls with sleeps of up to 100 ms, so a writer that
     keeps missing the lock starves (seconds at 16 publishers) while the lock sits idle;
-    flock wakes a waiter when the holder lets go (bench/publish.py --concurrent, 16
-    clients: p99 2.1-2.3 s without it, 0.37-0.50 s with it). The lock file sits beside the
+    the queue is tried every 2 ms (bench/publish.py --concurrent, 16 clients: p99
+    2.1-2.3 s without it, 0.37-0.50 s with a blocking flock). The lock file sits beside the
     database; writers that do not use it (the sqlite3 shell) are still kept out by SQLite
     itself."""
     database = engine.url.database if is_sqlite(engine) else None
@@ -92,12 +93,29 @@ def _writers_queue(engine: Engine) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        _queued.held = True
+        _queued.held = _take(fd)
         yield
     finally:
         _queued.held = False
         os.close(fd)  # releases the lock
+
+
+QUEUE_WAIT_S = 30.0  # as SQLite's busy_timeout: then BEGIN IMMEDIATE fails, and 503
+
+
+def _take(fd: int) -> bool:
+    """The queue's lock, waiting at most QUEUE_WAIT_S: a writer that hangs holding it
+    must not hang every other writer for ever. Tries every 2 ms (SQLite's own wait sleeps
+    up to 100 ms between tries); False when it gave up."""
+    deadline = time.monotonic() + QUEUE_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
 
 
 _queued = threading.local()
