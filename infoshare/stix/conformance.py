@@ -52,6 +52,8 @@ from stix2validator import validator as reference
 from stix2validator.errors import PatternError, pretty_error
 from stix2validator.v21 import enums, musts, shoulds
 
+from . import fastschema
+
 OPTIONS = ValidationOptions(strict=False, version="2.1")
 SCHEMA_DIR = os.path.abspath(os.path.dirname(stix2validator.__file__) + "/schemas-2.1/schemas/")
 PATTERN_CACHE_SIZE = 4096  # entries
@@ -77,35 +79,64 @@ def _registry() -> Registry:
     """Every schema of the folder, keyed by the file URI refs resolve to, patched exactly as
     the validator's own `retrieve_from_filesystem` patches what it reads; anything else
     still goes through that function."""
+    retrieve = functools.partial(reference.retrieve_from_filesystem, schema_dir=SCHEMA_DIR)
+    return Registry(retrieve=retrieve).with_resources(_resources()).crawl()
+
+
+@functools.cache
+def _resources() -> tuple[tuple[str, Resource], ...]:
+    """(file URI, patched schema) for every schema of the folder."""
     resources = []
     for path in _schema_paths().values():
         if path.endswith(".json"):
             schema = reference.patch_schema(reference.load_schema(path), path)
             resources.append((Path(path).as_uri(), Resource.from_contents(schema)))
-    retrieve = functools.partial(reference.retrieve_from_filesystem, schema_dir=SCHEMA_DIR)
-    return Registry(retrieve=retrieve).with_resources(resources).crawl()
+    return tuple(resources)
+
+
+def _schema(path: str, bundle: bool) -> dict:
+    """The schema `load_validator` validates an object against, patched as it does."""
+    schema = reference.load_schema(path)
+    if bundle:  # as `_get_error_generator` does for an object of type bundle
+        schema["properties"]["objects"] = {"objects": {"type": "array", "minItems": 1}}
+    return reference.patch_schema(schema, path)
 
 
 @functools.cache
 def _validator(path: str, bundle: bool) -> Draft202012Validator:
     """The validator `load_validator` builds for this schema, built once."""
-    schema = reference.load_schema(path)
-    if bundle:  # as `_get_error_generator` does for an object of type bundle
-        schema["properties"]["objects"] = {"objects": {"type": "array", "minItems": 1}}
-    patched = reference.patch_schema(schema, path)
+    patched = _schema(path, bundle)
     registry = _registry().with_resource(path, DRAFT202012.create_resource(patched))
     return reference.STIXValidator(patched, registry=registry,
                                    format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
+@functools.cache
+def _gate() -> fastschema.Gate:
+    """The compiled twin of `_registry`: the same patched schemas under the same URIs."""
+    resources = [(uri, resource.contents) for uri, resource in _resources()]
+    checker = Draft202012Validator.FORMAT_CHECKER
+    return fastschema.Gate(resources, checker.conforms, checker.checkers)
+
+
+@functools.cache
+def _fast_validator(path: str, bundle: bool):
+    """The compiled twin of `_validator(path, bundle)`, or None where there is none."""
+    return _gate().validator(Path(path).as_uri(), _schema(path, bundle))
+
+
 def _schema_errors(name, obj, default: str):
-    """`_get_error_generator` with the schema folder's default schemas, from the cache."""
+    """`_get_error_generator` with the schema folder's default schemas, from the cache; the
+    Python walk only for an object the compiled validator does not find valid."""
     paths = _schema_paths()
     try:
         path = paths.get(name + ".json") or paths[default + ".json"]
     except TypeError:  # a type that is not a string: the validator falls back the same way
         path = paths[default + ".json"]
-    return _validator(path, obj["type"] == "bundle").iter_errors(obj)
+    bundle = obj["type"] == "bundle"
+    if fastschema.accepts(_fast_validator(path, bundle), obj):
+        return ()  # valid: nothing for the Python walk to word
+    return _validator(path, bundle).iter_errors(obj)
 
 
 def _schema_validate(obj: dict) -> list[tuple]:
