@@ -287,9 +287,11 @@ _OBSERVABLE_TIMESTAMPS = {"observed-data", *enums.OBSERVABLE_TYPES,
                           *enums.TIMESTAMP_EMBEDDED_PROPERTIES}
 
 
+@functools.lru_cache(maxsize=4096)
 def _plainly_real(value: str) -> bool:
     """A timestamp dateutil will parse: either not in the form the must looks at (the schema
-    judges those), or a date and time that exist (not Feb 30, second 60 or year 0)."""
+    judges those), or a date and time that exist (not Feb 30, second 60 or year 0). Kept
+    per text: an envelope's objects share a few timestamps."""
     match = _TIMESTAMP.match(value)
     if match is None:
         return True
