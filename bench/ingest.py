@@ -454,6 +454,11 @@ def main(argv=None) -> int:
         doc["taxii_post"]["opentaxii"] = peer
         doc["taxii_post"]["infoshare_over_opentaxii"] = round(
             doc["taxii_post"]["infoshare"]["objects_per_s"] / peer["objects_per_s"], 2)
+        # server CPU per object, the peer's over ours: what each costs, whatever else
+        # the shared machine runs meanwhile
+        doc["taxii_post"]["opentaxii_cpu_over_infoshare_cpu"] = round(
+            peer["server_cpu_s_per_object"]
+            / doc["taxii_post"]["infoshare"]["server_cpu_s_per_object"], 2)
     json.dump(doc, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

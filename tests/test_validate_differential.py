@@ -236,14 +236,73 @@ def observables(draw, obj):
 
 def markings(draw, obj):
     obj[draw(st.sampled_from(["object_marking_refs", "granular_markings"]))] = draw(
-        st.sampled_from([[], ["marking-definition--x"], [obj["id"]],
+        st.sampled_from([[], ["marking-definition--x"], [obj.get("id")],
                          [{"marking_ref": "marking-definition--34098fce-860f-48ae-8e50-"
                                           "ebd3cc5e41da", "selectors": ["name", "nope.x"]}],
                          [{"lang": "en", "selectors": ["description"]}]]))
 
 
+# Where the compiled schema check (stix/fastschema.py) and Python's could part: regexes
+# ($ before a final newline, \d on digits that are not ASCII, . on CR and line separators),
+# numbers JSON has no word for or that are big, integers written as floats, lone
+# surrogates, and text the formats (email, idn-hostname, uri) judge.
+ODD_DIGITS = ["\u0663", "\u0a6d", "\U0001d7d8", "\U00011f53", "\uff11"]
+ODD_NUMBERS = [float("nan"), float("inf"), -float("inf"), 1e300, 2**64, -(2**70), 1.0, -0.0,
+               7.5, 2**53 + 1]
+ODD_TEXT = ["a@b", "a@example.com\n", "xn--bcher-kva.example", "b\u00fccher.example",
+            "-bad-.example", "http://x y", "https://example.com/\u00e9", "::1\n", "\ud800",
+            "mailto:a@b", "a" * 64 + "\n"]
+
+
+def _strings(value, found):
+    """(container, key) of every string in value, and of every member name (key None)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.append((value, key, True))
+            if isinstance(item, str):
+                found.append((value, key, False))
+            _strings(item, found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                found.append((value, index, False))
+            _strings(item, found)
+    return found
+
+
+def _odd(draw, text: str) -> str:
+    how = draw(st.sampled_from(["newline", "newline", "digit", "digit", "dot", "replace"]))
+    if how == "newline":
+        return text + draw(st.sampled_from(["\n", "\n\n", "\r\n", " \n"]))
+    if how == "dot":
+        at = draw(st.integers(0, len(text)))
+        return text[:at] + draw(st.sampled_from(["\r", "\u2028", "\n", "\x85"])) + text[at:]
+    if how == "replace":
+        return draw(st.sampled_from(ODD_TEXT))
+    digits = [i for i, ch in enumerate(text) if ch.isdigit()] or [len(text)]
+    at = draw(st.sampled_from(digits))
+    return text[:at] + draw(st.sampled_from(ODD_DIGITS)) + text[at + 1:]
+
+
+def odd_text(draw, obj):
+    """A value or a member name, anywhere in the object, made odd for a regex or a format."""
+    container, key, is_name = draw(st.sampled_from(_strings(obj, [])))
+    if is_name:
+        container[_odd(draw, key)] = container.pop(key)
+    else:
+        container[key] = _odd(draw, container[key])
+
+
+def odd_number(draw, obj):
+    """A number property (or a custom one) given a value that is odd as JSON."""
+    name = draw(st.sampled_from(["confidence", "number_observed", "size", "number", "pid",
+                                 "x_acme_score", "src_port", "number_of_subkeys"]))
+    obj[name] = draw(st.sampled_from(ODD_NUMBERS))
+
+
 MUTATIONS = st.sampled_from([drop, wrong_type, bad_timestamp, bad_id, pattern, vocabulary,
-                             custom, nested, retype, observables, markings])
+                             custom, nested, retype, observables, markings, odd_text,
+                             odd_number])
 
 
 @DIFFERENTIAL

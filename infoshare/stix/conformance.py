@@ -32,7 +32,9 @@ import functools
 import os
 import re
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
+from types import GeneratorType
 
 import stix2validator
 from antlr4 import CommonTokenStream, InputStream, ParseTreeWalker
@@ -51,6 +53,8 @@ from stix2validator import ValidationOptions
 from stix2validator import validator as reference
 from stix2validator.errors import PatternError, pretty_error
 from stix2validator.v21 import enums, musts, shoulds
+
+from . import fastschema
 
 OPTIONS = ValidationOptions(strict=False, version="2.1")
 SCHEMA_DIR = os.path.abspath(os.path.dirname(stix2validator.__file__) + "/schemas-2.1/schemas/")
@@ -77,35 +81,64 @@ def _registry() -> Registry:
     """Every schema of the folder, keyed by the file URI refs resolve to, patched exactly as
     the validator's own `retrieve_from_filesystem` patches what it reads; anything else
     still goes through that function."""
+    retrieve = functools.partial(reference.retrieve_from_filesystem, schema_dir=SCHEMA_DIR)
+    return Registry(retrieve=retrieve).with_resources(_resources()).crawl()
+
+
+@functools.cache
+def _resources() -> tuple[tuple[str, Resource], ...]:
+    """(file URI, patched schema) for every schema of the folder."""
     resources = []
     for path in _schema_paths().values():
         if path.endswith(".json"):
             schema = reference.patch_schema(reference.load_schema(path), path)
             resources.append((Path(path).as_uri(), Resource.from_contents(schema)))
-    retrieve = functools.partial(reference.retrieve_from_filesystem, schema_dir=SCHEMA_DIR)
-    return Registry(retrieve=retrieve).with_resources(resources).crawl()
+    return tuple(resources)
+
+
+def _schema(path: str, bundle: bool) -> dict:
+    """The schema `load_validator` validates an object against, patched as it does."""
+    schema = reference.load_schema(path)
+    if bundle:  # as `_get_error_generator` does for an object of type bundle
+        schema["properties"]["objects"] = {"objects": {"type": "array", "minItems": 1}}
+    return reference.patch_schema(schema, path)
 
 
 @functools.cache
 def _validator(path: str, bundle: bool) -> Draft202012Validator:
     """The validator `load_validator` builds for this schema, built once."""
-    schema = reference.load_schema(path)
-    if bundle:  # as `_get_error_generator` does for an object of type bundle
-        schema["properties"]["objects"] = {"objects": {"type": "array", "minItems": 1}}
-    patched = reference.patch_schema(schema, path)
+    patched = _schema(path, bundle)
     registry = _registry().with_resource(path, DRAFT202012.create_resource(patched))
     return reference.STIXValidator(patched, registry=registry,
                                    format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
+@functools.cache
+def _gate() -> fastschema.Gate:
+    """The compiled twin of `_registry`: the same patched schemas under the same URIs."""
+    resources = [(uri, resource.contents) for uri, resource in _resources()]
+    checker = Draft202012Validator.FORMAT_CHECKER
+    return fastschema.Gate(resources, checker.conforms, checker.checkers)
+
+
+@functools.cache
+def _fast_validator(path: str, bundle: bool):
+    """The compiled twin of `_validator(path, bundle)`, or None where there is none."""
+    return _gate().validator(Path(path).as_uri(), _schema(path, bundle))
+
+
 def _schema_errors(name, obj, default: str):
-    """`_get_error_generator` with the schema folder's default schemas, from the cache."""
+    """`_get_error_generator` with the schema folder's default schemas, from the cache; the
+    Python walk only for an object the compiled validator does not find valid."""
     paths = _schema_paths()
     try:
         path = paths.get(name + ".json") or paths[default + ".json"]
     except TypeError:  # a type that is not a string: the validator falls back the same way
         path = paths[default + ".json"]
-    return _validator(path, obj["type"] == "bundle").iter_errors(obj)
+    bundle = obj["type"] == "bundle"
+    if fastschema.accepts(_fast_validator(path, bundle), obj):
+        return ()  # valid: nothing for the Python walk to word
+    return _validator(path, bundle).iter_errors(obj)
 
 
 def _schema_validate(obj: dict) -> list[tuple]:
@@ -254,9 +287,11 @@ _OBSERVABLE_TIMESTAMPS = {"observed-data", *enums.OBSERVABLE_TYPES,
                           *enums.TIMESTAMP_EMBEDDED_PROPERTIES}
 
 
+@functools.lru_cache(maxsize=4096)
 def _plainly_real(value: str) -> bool:
     """A timestamp dateutil will parse: either not in the form the must looks at (the schema
-    judges those), or a date and time that exist (not Feb 30, second 60 or year 0)."""
+    judges those), or a date and time that exist (not Feb 30, second 60 or year 0). Kept
+    per text: an envelope's objects share a few timestamps."""
     match = _TIMESTAMP.match(value)
     if match is None:
         return True
@@ -283,6 +318,26 @@ def timestamp(instance):
 
 # --- the whole check -----------------------------------------------------------------------
 
+def _custom_errors(instance, checks, options):
+    """stix2validator's `_iter_errors_custom`: the same calls in the same order, the same
+    descent into STIX objects in lists, without an ABC isinstance test per check (a
+    generator, what nearly every check returns, is taken for the iterable it is)."""
+    for function in checks:
+        try:
+            result = function(instance)
+        except TypeError:
+            result = function(instance, options)
+        if type(result) is GeneratorType or isinstance(result, Iterable):
+            yield from result
+        elif result is not None:
+            yield result
+    for field in instance:
+        if type(instance[field]) is list:
+            for obj in instance[field]:
+                if reference._is_stix_obj(obj):
+                    yield from _custom_errors(obj, checks, options)
+
+
 _REPLACED = {"patterns": patterns, "timestamp": timestamp}
 MUSTS = [_REPLACED.get(f.__name__, f) for f in musts.list_musts(OPTIONS)]
 SHOULDS = shoulds.list_shoulds(OPTIONS)
@@ -298,11 +353,11 @@ def errors(obj: dict) -> list[str]:
                                         "properties.")
     found = []
     gens = _schema_validate(obj)
-    gens.append((reference._iter_errors_custom(obj, MUSTS, OPTIONS), ""))
+    gens.append((_custom_errors(obj, MUSTS, OPTIONS), ""))
     for gen, prefix in gens:
         for error in gen:
             found.append(prefix + pretty_error(error, OPTIONS.verbose))
     if not found:
-        for warning in reference._iter_errors_custom(obj, SHOULDS, OPTIONS):
+        for warning in _custom_errors(obj, SHOULDS, OPTIONS):
             pretty_error(warning, OPTIONS.verbose)
     return found

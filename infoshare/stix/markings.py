@@ -6,7 +6,9 @@ exactly as published (same id, created, name and extension), and serialised once
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from .. import tiers
 from .ids import LEGACY, IdSpace
@@ -68,9 +70,16 @@ def compartments_of(obj: Mapping, compartment_names: list[str] | tuple[str, ...]
     return {by_id[r] for r in marking_refs(obj) if r in by_id}
 
 
-def _compartments_by_id(compartment_names, ids: IdSpace) -> dict[str, str]:
-    return {compartment_marking_id(n, space): n for n in compartment_names
-            for space in (ids, LEGACY)}
+def _compartments_by_id(compartment_names, ids: IdSpace) -> Mapping[str, str]:
+    return _compartment_ids(tuple(compartment_names), ids)
+
+
+@functools.lru_cache(maxsize=16)
+def _compartment_ids(compartment_names: tuple[str, ...], ids: IdSpace) -> Mapping[str, str]:
+    """Marking id -> compartment, made once per configuration: two UUIDv5 per compartment
+    for every received object were a tenth of a TAXII POST's cost."""
+    return MappingProxyType({compartment_marking_id(n, space): n for n in compartment_names
+                             for space in (ids, LEGACY)})
 
 
 def known_marking_ids(compartment_names, ids: IdSpace) -> frozenset[str]:
