@@ -236,3 +236,38 @@ def test_a_valid_object_needs_no_python_walk(monkeypatch):
     monkeypatch.setattr(conformance, "_validator", refuse)
     assert conformance.errors(copy.deepcopy(EXAMPLES["indicator"])) == []
     assert reference_errors(EXAMPLES["indicator"]) == []
+
+
+# --- regexes that backtrack exponentially in Python's re -----------------------------------
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab09-_\nZ", max_size=14), st.sampled_from(sorted(conformance.LINEAR)))
+def test_the_linear_twins_match_what_the_schemas_regexes_match(text, original):
+    linear = conformance.LINEAR[original]
+    assert bool(re.search(original, text)) == bool(re.search(linear, text)), text
+
+
+def _redos_cases(letters: int) -> list[dict]:
+    indicator = copy.deepcopy(next(o for o in EXAMPLES.values() if o["type"] == "indicator"))
+    indicator["extensions"] = {"a" * letters: {"x": 1}}
+    observed = copy.deepcopy(next(o for o in EXAMPLES.values()
+                                  if o["type"] == "observed-data"))
+    observed.pop("object_refs", None)
+    observed["objects"] = {"0": {"type": "a" * letters + "_", "value": "x"}}
+    return [indicator, observed]
+
+
+def test_short_backtracking_inputs_get_the_validators_own_words():
+    for obj in _redos_cases(12):
+        assert_agree(obj)
+
+
+def test_long_backtracking_inputs_are_refused_at_once():
+    """40 letters: the schemas' own regexes would try 2**40 splits (Python's re, and
+    stix2-validator, took 1.6 s at 23 letters). The test would hang, not fail, without
+    the linear twins."""
+    indicator, observed = _redos_cases(40)
+    found = conformance.errors(indicator)
+    assert any("'" + "a" * 40 + "' does not match any of the regexes" in m for m in found)
+    with pytest.raises(KeyError):  # as the validator's own MUST check, after the schema
+        conformance.errors(observed)

@@ -85,13 +85,44 @@ def _registry() -> Registry:
     return Registry(retrieve=retrieve).with_resources(_resources()).crawl()
 
 
+# Two of the schemas' regexes backtrack exponentially in Python's re: `([a-z][a-z0-9]*)+`
+# tries every split of a run of letters, so one extension key of 30 letters, or the type of
+# an observable inside observed-data, held a worker for minutes. They are read as the
+# equivalent linear regexes (a letter, then letters and digits, is what one or more such
+# groups match), and messages that quote a schema quote the original text.
+LINEAR = {
+    r"^([a-z][a-z0-9]*)+(-[a-z0-9]+)*\-?$": r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\-?$",
+    r"^([a-z][a-z0-9]*)+(-[a-z0-9]+)*\-ext$": r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\-ext$",
+}
+_QUOTED = [(repr(linear)[1:-1], repr(original)[1:-1]) for original, linear in LINEAR.items()]
+_QUOTED += [(linear, original) for original, linear in LINEAR.items()]
+
+
+def _linear(node):
+    """The schema with every regex of LINEAR, as a pattern or a patternProperties key,
+    replaced by its linear twin."""
+    if isinstance(node, dict):
+        return {LINEAR.get(key, key): (LINEAR.get(value, value) if key == "pattern"
+                                       and isinstance(value, str) else _linear(value))
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_linear(value) for value in node]
+    return node
+
+
+def _quoting_originals(message: str) -> str:
+    for linear, original in _QUOTED:
+        message = message.replace(linear, original)
+    return message
+
+
 @functools.cache
 def _resources() -> tuple[tuple[str, Resource], ...]:
     """(file URI, patched schema) for every schema of the folder."""
     resources = []
     for path in _schema_paths().values():
         if path.endswith(".json"):
-            schema = reference.patch_schema(reference.load_schema(path), path)
+            schema = _linear(reference.patch_schema(reference.load_schema(path), path))
             resources.append((Path(path).as_uri(), Resource.from_contents(schema)))
     return tuple(resources)
 
@@ -101,7 +132,7 @@ def _schema(path: str, bundle: bool) -> dict:
     schema = reference.load_schema(path)
     if bundle:  # as `_get_error_generator` does for an object of type bundle
         schema["properties"]["objects"] = {"objects": {"type": "array", "minItems": 1}}
-    return reference.patch_schema(schema, path)
+    return _linear(reference.patch_schema(schema, path))
 
 
 @functools.cache
@@ -356,7 +387,7 @@ def errors(obj: dict) -> list[str]:
     gens.append((_custom_errors(obj, MUSTS, OPTIONS), ""))
     for gen, prefix in gens:
         for error in gen:
-            found.append(prefix + pretty_error(error, OPTIONS.verbose))
+            found.append(_quoting_originals(prefix + pretty_error(error, OPTIONS.verbose)))
     if not found:
         for warning in _custom_errors(obj, SHOULDS, OPTIONS):
             pretty_error(warning, OPTIONS.verbose)
