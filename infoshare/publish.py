@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from distribution import routing
 
-from . import access, drafts, group_commit, schemas, sectors, strictjson, tiers, timestamps
+from . import access, drafts, schemas, sectors, strictjson, tiers, timestamps
 from .notices import SEVERITY_RANK, Notice
 from .settings import CollectionSpec, Settings
 from .signing import canonical
@@ -321,34 +321,24 @@ def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
     """Convert, sign, store and route one notice; all of its objects or none.
 
     Converting and signing happen in a read transaction (drafts.prepare), off the store's
-    write lock; the write transaction, shared with the process's other publishes waiting
-    for it (group_commit), only checks that nothing the draft was prepared from has
-    moved, then stamps date_added, inserts, routes and records. Publishing a
+    write lock; the write transaction only checks that nothing the draft was prepared
+    from has moved, then stamps date_added, inserts, routes and records. Publishing a
     notice again (same organisation, source and source_id) makes new versions of the
     objects whose content or audience changed and leaves the others alone. Callers check
     the ownership rule (may_manage) before updating someone's notice.
     """
     notice = _with_source_id(notice)
-    group = group_commit.group_for(engine, object_store.lock)
     for attempt in range(1, REDO_LIMIT + 1):
         with read(engine) as conn:
             draft = drafts.prepare(conn, authority, notice)
-
-        def store(conn, draft=draft, attempt=attempt) -> Published:
-            if drafts.moved(conn, draft):
-                raise _Moved
-            return _store(conn, draft, tier_map, publisher, attempt)
-
-        try:
-            return group.run(store)
-        except _Moved:
-            continue
-    return group.run(lambda conn: _store(conn, drafts.prepare(conn, authority, notice),
-                                         tier_map, publisher, REDO_LIMIT + 1))
-
-
-class _Moved(Exception):
-    """What a draft was prepared from changed before its group took the lock."""
+        with write(engine) as conn:
+            object_store.lock(conn)
+            if not drafts.moved(conn, draft):
+                return _store(conn, draft, tier_map, publisher, attempt)
+    with write(engine) as conn:
+        object_store.lock(conn)
+        return _store(conn, drafts.prepare(conn, authority, notice), tier_map, publisher,
+                      REDO_LIMIT + 1)
 
 
 def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
