@@ -163,3 +163,63 @@ def test_upgrade_from_version_6_gives_each_id_one_owner(database_url):
             sector_mask=0, all_sectors=True, revoked=False, created_us=1, modified_us=1,
             version="v", object_ids=[], document={}))
     engine.dispose()
+
+
+def _before_audiences(engine) -> None:
+    """Turn a current store back into the shape before audiences (version 15): no
+    audiences table, no objects.audience_pk and its index."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_objects_audience_added")
+        conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN audience_pk")
+        conn.exec_driver_sql("DROP TABLE audiences")
+        conn.exec_driver_sql("UPDATE schema_info SET version = 15")
+
+
+def test_upgrade_gives_every_stored_version_its_audience(database_url):
+    """Plain and named audiences (compartments, AMBER+STRICT orgs, RED principals) are
+    interned and counted, and a narrow reader's merged page is the scan's."""
+    from infoshare import sectors
+    from infoshare.settings import CollectionSpec
+    from infoshare.store import audiences as audience_store
+    from infoshare.store import keyset
+    from infoshare.store.schema import audiences
+
+    water = sectors.mask(["water"])
+    kinds = [access.Audience(tlp="green"),
+             access.Audience(tlp="amber", all_sectors=False, sector_mask=water),
+             access.Audience(tlp="green", compartments=frozenset({"LES"})),
+             access.Audience(tlp="amber+strict", recipient_orgs=frozenset({"Ops"})),
+             access.Audience(tlp="red", recipient_principals=frozenset({"ann", "bob"}))]
+    engine = connect_engine(database_url)
+    migrate.upgrade(engine)
+    stored = {}
+    with write(engine) as conn:
+        for n in range(20):
+            oid = f"indicator--{uuid.uuid4()}"
+            stored[oid] = kinds[n % len(kinds)]
+            store.insert(conn, [store.NewObject(
+                id=oid, type="indicator", spec_version="2.1",
+                version="2025-01-01T00:00:00.000Z", version_us=1_735_689_600_000_000 + n,
+                raw=json.dumps({"id": oid}).encode(), audience=stored[oid])])
+    _before_audiences(engine)
+    assert migrate.upgrade(engine) == (15, len(migrate.MIGRATIONS))
+    assert migrate.upgrade(engine) == (len(migrate.MIGRATIONS), len(migrate.MIGRATIONS))
+    with read(engine) as conn:
+        found = {row.pk: audience_store._audience(row) for row in conn.execute(
+            sa.select(audiences))}
+        counts = dict(conn.execute(sa.select(audiences.c.pk, audiences.c.objects)).all())
+        rows = conn.execute(sa.select(objects.c.id, objects.c.audience_pk)).all()
+    assert {r.id: found[r.audience_pk] for r in rows} == stored
+    assert sorted(counts.values()) == [4] * len(kinds)
+    spec = CollectionSpec(id=str(uuid.uuid4()), alias="all", title="", description="",
+                          kind="all")
+    ann = access.Principal(pk=1, id="a", name="ann", org="Ops", tier="t", max_rank=4,
+                           all_sectors=False, sector_mask=water)
+    with read(engine) as conn:  # every kind but the compartment's
+        merged = store.page(conn, ann, spec, store.Filters(), None, 100, (objects.c.id,),
+                            how=keyset.Merge(access.Seen(
+                                audience_store.view(conn, ann).seen.pks, None)))
+        scan = store.page(conn, ann, spec, store.Filters(), None, 100, (objects.c.id,),
+                          how=None)
+    assert [r.id for r in merged] == [r.id for r in scan] and len(scan) == 16
+    engine.dispose()
