@@ -17,13 +17,15 @@ from infoshare.store.schema import object_compartments, objects
 
 def _make_version_4(engine) -> None:
     """Turn a current store back into the version-4 shape: UNIQUE (id, version_us) as a
-    table constraint, a nullable origin and no signature column."""
+    table constraint, a nullable origin, no signature column and no audiences."""
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             ddl = conn.exec_driver_sql(
                 "SELECT sql FROM sqlite_master WHERE name = 'objects'").scalar()
             ddl = ddl.replace("origin VARCHAR(120) DEFAULT 'service' NOT NULL",
                               "origin VARCHAR(120)").replace("signature VARCHAR(16), ", "")
+            ddl = ddl.replace("audience_pk BIGINT, ", "")
+            assert "audience_pk" not in ddl
             assert "signature" not in ddl
             ddl = ddl.rstrip().rstrip(")") + (
                 ", CONSTRAINT uq_objects_id_version UNIQUE (id, version_us))")
@@ -32,10 +34,12 @@ def _make_version_4(engine) -> None:
         else:
             conn.exec_driver_sql("DROP INDEX uq_objects_id_origin_version")
             conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN signature")
+            conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN audience_pk")
             conn.exec_driver_sql("ALTER TABLE objects ALTER COLUMN origin DROP NOT NULL, "
                                  "ALTER COLUMN origin DROP DEFAULT")
             conn.exec_driver_sql("ALTER TABLE objects ADD CONSTRAINT uq_objects_id_version "
                                  "UNIQUE (id, version_us)")
+        conn.exec_driver_sql("DROP TABLE audiences")
         conn.exec_driver_sql("UPDATE schema_info SET version = 4")
 
 
@@ -73,6 +77,8 @@ def test_upgrade_from_version_4_keeps_rows_and_allows_lineages(database_url):
         kept = conn.execute(sa.select(object_compartments.c.name)).scalars().all()
     assert [tuple(r) for r in rows] == [(ids[0], "service"), (ids[1], "service")]
     assert kept == ["LES"]
+    with read(engine) as conn:  # migration 16: the LES row's audience differs
+        assert len(set(conn.execute(sa.select(objects.c.audience_pk)).scalars()) - {None}) == 2
     names = {c["name"] for c in sa.inspect(engine).get_unique_constraints("objects")}
     assert "uq_objects_id_version" not in names
     copy = store.NewObject(id=ids[0], type="indicator", spec_version="2.1",
@@ -86,8 +92,12 @@ def test_upgrade_from_version_4_keeps_rows_and_allows_lineages(database_url):
 
 def _make_version_6(engine) -> None:
     """Turn a current store back into the version-6 shape: notices unique on (source,
-    source_id) with no org or id_namespace, and no installation or displaced tables."""
+    source_id) with no org or id_namespace, and no installation, displaced or audience
+    tables."""
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_objects_audience_added")
+        conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN audience_pk")
+        conn.exec_driver_sql("DROP TABLE audiences")
         conn.exec_driver_sql("DROP TABLE installation")
         conn.exec_driver_sql("DROP TABLE displaced_objects")
         conn.exec_driver_sql("DROP INDEX uq_notices_source_org")

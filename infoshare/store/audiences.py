@@ -97,26 +97,39 @@ class _Known:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
         self.audiences: dict[int, access.Audience] = {}
+        self.keys: dict[int, str] = {}
         self.counts: dict[int, int] = {}
+        self.last = 0
         self.counted_at = float("-inf")
         self.views: OrderedDict[access.Principal, tuple[int, frozenset[int]]] = OrderedDict()
 
-    @property
-    def last(self) -> int:
-        return max(self.audiences, default=0)
-
     def refresh(self, conn: Connection) -> None:
-        rows = conn.execute(sa.select(audiences).where(audiences.c.pk > self.last)
+        """Read the audiences stored since, and the counts when they are old. The last
+        known row is read again: should it differ (the store was replaced under a running
+        process), everything known is dropped."""
+        with self.lock:
+            last, last_key = self.last, self.keys.get(self.last)
+        rows = conn.execute(sa.select(audiences).where(audiences.c.pk >= last)
                             .order_by(audiences.c.pk)).all()
         with self.lock:
+            if last and (not rows or (rows[0].pk, rows[0].key) != (last, last_key)):
+                self._reset()
+                rows = conn.execute(sa.select(audiences).order_by(audiences.c.pk)).all()
             for row in rows:
-                self.audiences[row.pk] = _audience(row)
-                self.counts[row.pk] = row.objects
-        if time.monotonic() - self.counted_at > COUNT_SECONDS:
+                if row.pk > self.last or not self.last:
+                    self.audiences[row.pk] = _audience(row)
+                    self.keys[row.pk] = row.key
+                    self.counts[row.pk] = row.objects
+            self.last = max(self.last, rows[-1].pk if rows else 0)
+            stale = time.monotonic() - self.counted_at > COUNT_SECONDS
+        if stale:
             counts = dict(conn.execute(sa.select(audiences.c.pk, audiences.c.objects)).all())
             with self.lock:
-                self.counts.update(counts)
+                self.counts.update({pk: n for pk, n in counts.items() if pk in self.audiences})
                 self.counted_at = time.monotonic()
 
     def view(self, principal: access.Principal) -> View:

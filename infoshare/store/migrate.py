@@ -153,7 +153,10 @@ def _one_owner_per_id(conn: Connection) -> None:
         .having(sa.func.count(sa.distinct(objects.c.origin)) > 1))]
     now = timestamps.now_us()
     for object_id in shared:
-        rows = list(conn.execute(sa.select(objects).where(objects.c.id == object_id)
+        rows = list(conn.execute(sa.select(  # the columns of the store at this version
+            objects.c.pk, objects.c.id, objects.c.origin, objects.c.version,
+            objects.c.date_added, objects.c.submitted_by, objects.c.raw)
+            .where(objects.c.id == object_id)
                                  .order_by(objects.c.date_added)))
         origins = {r.origin for r in rows}
         owner = "service" if "service" in origins else rows[0].origin
@@ -162,7 +165,7 @@ def _one_owner_per_id(conn: Connection) -> None:
             {"id": r.id, "origin": r.origin, "version": r.version, "date_added": r.date_added,
              "submitted_by": r.submitted_by, "raw": r.raw, "displaced_us": now}
             for r in doomed])
-        object_store.delete(conn, [r.pk for r in doomed])
+        object_store.delete(conn, [r.pk for r in doomed], counted=False)
         conn.execute(audit.insert().values(
             at_us=now, actor="service", action="displace", target=object_id,
             details={"owner": owner, "displaced": sorted({r.origin for r in doomed}),

@@ -1,8 +1,9 @@
 """Objects: insert versions, and read them by keyset through a collection's lens.
 
 Every read is `date_added > position ORDER BY date_added LIMIT n` on an index, never OFFSET,
-so a page deep in ten million objects costs what the first page costs. Rows carry the
-stored bytes; the TAXII layer writes them to the wire untouched.
+so a page deep in ten million objects costs what the first page costs; for a reader who
+may see few of the rows, on the index of each audience it may see (keyset.py). Rows carry
+the stored bytes; the TAXII layer writes them to the wire untouched.
 """
 
 from __future__ import annotations
@@ -265,12 +266,18 @@ def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool,
     }
 
 
-def delete(conn: Connection, pks: Sequence[int]) -> int:
-    """Remove versions by pk and repair the first/last flags of what remains."""
+def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
+    """Remove versions by pk and repair the first/last flags of what remains.
+
+    `counted=False` is for migration 8, which runs on stores from before audiences.
+    """
     if not pks:
         return 0
-    doomed = list(conn.execute(sa.select(objects.c.id, objects.c.origin, objects.c.date_added,
-                                         objects.c.audience_pk)
+    if counted:
+        gone = Counter(conn.execute(sa.select(objects.c.audience_pk)
+                                    .where(objects.c.pk.in_(pks))).scalars())
+        audiences.count(conn, Counter({pk: -n for pk, n in gone.items()}))
+    doomed = list(conn.execute(sa.select(objects.c.id, objects.c.origin, objects.c.date_added)
                                .where(objects.c.pk.in_(pks))))
     lineages = sorted({(r.origin, r.id) for r in doomed})
     for table in (object_compartments, object_recipients):
@@ -278,8 +285,6 @@ def delete(conn: Connection, pks: Sequence[int]) -> int:
     conn.execute(subscription_objects.delete().where(
         subscription_objects.c.date_added.in_([r.date_added for r in doomed])))
     count = conn.execute(objects.delete().where(objects.c.pk.in_(pks))).rowcount
-    audiences.count(conn, Counter({pk: -n for pk, n in
-                                   Counter(r.audience_pk for r in doomed).items()}))
     for origin, object_id in lineages:
         _refresh_flags(conn, origin, object_id)
     return count
