@@ -73,12 +73,13 @@ def ordered(principal: access.Principal, how: Merge | None, where: Sequence, flo
                 .order_by(objects.c.date_added).limit(limit + 1))
     keys = _merged(principal, how.seen, where, floor, limit, last_only)
     return (sa.select(*columns, objects.c.date_added)
-            .join_from(keys, objects, objects.c.date_added == keys.c.date_added)
+            .join_from(keys, objects, objects.c.pk == keys.c.pk)
             .order_by(keys.c.date_added).limit(limit + 1))
 
 
 def _merged(principal, seen: access.Seen, where, floor: int, limit: int, last_only: bool):
-    """The union of each visible audience's first limit + 1 keys after `floor`."""
+    """The union of each visible audience's first limit + 1 keys after `floor`: (pk,
+    date_added), both in the audience index (SQLite's rowid rides in every index)."""
     common = [objects.c.date_added > floor, *where]
     if not last_only:
         common.append(access.latest_seen(principal, seen))
@@ -89,7 +90,7 @@ def _merged(principal, seen: access.Seen, where, floor: int, limit: int, last_on
         owners.append(sa.false())
     parts = []
     for index, owner in enumerate(owners):
-        part = (sa.select(objects.c.date_added).where(owner, *common)
+        part = (sa.select(objects.c.pk, objects.c.date_added).where(owner, *common)
                 .order_by(objects.c.date_added).limit(limit + 1).subquery(f"a{index}"))
-        parts.append(sa.select(part.c.date_added))
+        parts.append(sa.select(part.c.pk, part.c.date_added))
     return sa.union_all(*parts).subquery("merged")
