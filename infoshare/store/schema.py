@@ -124,10 +124,12 @@ objects = sa.Table(
     sa.Index("ix_objects_collection_added", "collection_id", "date_added"),
     # The interned audience (the `audiences` table): a narrow reader's page walks this
     # index once per audience it may see, from its cursor on (store/keyset.py); the flags
-    # a plain listing tests ride along, so those walks need not read the rows they skip.
+    # a plain listing tests and the pk it joins back by ride along, so those walks need not
+    # read the rows they skip (SQLite keeps the rowid in every index anyway; PostgreSQL
+    # can then scan the index only).
     sa.Column("audience_pk", sa.BigInteger),
     sa.Index("ix_objects_audience_added", "audience_pk", "date_added", "is_latest",
-             "everywhere"),
+             "everywhere", "pk"),
 )
 
 # Each distinct audience once (store/audiences.py): who an object version is for, by its
