@@ -135,9 +135,13 @@ def in_audiences(principal: Principal, seen: Seen, table: sa.Table = objects
     """SQL form of `may_see` for a row, through the audiences the principal may see.
 
     A test of a row found otherwise (by id): `audience_pk + 0` keeps planners from
-    walking the audience index instead of the id index (SQLite did, per row).
+    walking the audience index instead of the id index (SQLite did, per row). The pks are
+    written into the statement: a merge repeats this test in every part, which as bound
+    parameters could pass SQLite's limit on them.
     """
-    known = (table.c.audience_pk + 0).in_(sorted(seen.pks))
+    pks = sa.bindparam("seen_audiences", sorted(seen.pks), expanding=True,
+                       literal_execute=True)
+    known = (table.c.audience_pk + 0).in_(pks)
     return known if seen.known is None else sa.or_(known, newer_audience(principal, seen, table))
 
 
