@@ -14,7 +14,8 @@ access rule:
 
 and an all-seeing reader (every sector, tier red, the compartment, named everywhere).
 For each reader at the same page size: the first page and a deep page (added_after at 90%
-of what it sees), p50 over --repeat samples, and the ratio narrow / all-seeing.
+of what it sees), p50 over --repeat samples taken in interleaved rounds, the server's CPU
+per page, and the ratios narrow / all-seeing.
 
 Run through bench/taxii_poll.py: `--narrow 1000000` (sizes, comma-separated).
 """
@@ -22,6 +23,7 @@ Run through bench/taxii_poll.py: `--narrow 1000000` (sizes, comma-separated).
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -148,41 +150,64 @@ class Reading(poll.Client):
         return response.content
 
 
-def timed(client: Reading, added_after: int | None, repeat: int) -> tuple[dict, int]:
-    """p50/p95 of one page (after one warm-up), and how many objects it held."""
-    body = client.page(added_after)
-    count = len(json.loads(body).get("objects", ()))
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        client.page(added_after)
-        samples.append((time.perf_counter() - t0) * 1000)
-    return poll.percentiles(samples), count
+def _cpu_ticks(pids: list[int]) -> int:
+    """utime + stime of the server's workers, in clock ticks (/proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total
 
 
 def measure(server, keys: dict[str, str], added: dict[str, list[int]], args) -> dict:
+    """Every reader's first and deep page, `repeat` rounds, the readers interleaved in each
+    round so that a busy machine weighs on all of them alike; wall p50 per page, and the
+    server workers' CPU per page (mean over the rounds, from /proc)."""
+    workers = poll._children(server.process.pid)
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    clients = {v: Reading(server.base, keys[v], args.limit) for v in READERS}
+    pages = {}
+    for variant, stamps in added.items():
+        pages[(variant, "first")] = None
+        pages[(variant, "deep")] = stamps[int(0.9 * len(stamps)) - 1]
+    samples = {key: [] for key in pages}
+    ticks = dict.fromkeys(pages, 0)
+    counts = {}
+    try:
+        for (variant, page), after in pages.items():
+            poll.warm_up(clients[variant], 2)
+            counts[(variant, page)] = len(json.loads(clients[variant].page(after))["objects"])
+        poll.log(f"  {len(pages)} pages x{args.repeat}, interleaved")
+        for _ in range(args.repeat):
+            for (variant, page), after in pages.items():
+                cpu = _cpu_ticks(workers)
+                t0 = time.perf_counter()
+                clients[variant].page(after)
+                samples[(variant, page)].append((time.perf_counter() - t0) * 1000)
+                ticks[(variant, page)] += _cpu_ticks(workers) - cpu
+    finally:
+        for client in clients.values():
+            client.close()
     readers = {}
     for variant in READERS:
-        stamps = added[variant]
-        deep_after = stamps[int(0.9 * len(stamps)) - 1]
-        client = Reading(server.base, keys[variant], args.limit)
-        try:
-            poll.warm_up(client, 2)
-            poll.log(f"  {variant}: first and deep page x{args.repeat}")
-            first, first_count = timed(client, None, args.repeat)
-            deep, deep_count = timed(client, deep_after, args.repeat)
-        finally:
-            client.close()
-        readers[variant] = {"visible": len(stamps), "first_page_ms": first,
-                            "first_page_objects": first_count, "deep_page_ms": deep,
-                            "deep_page_objects": deep_count}
+        readers[variant] = {"visible": len(added[variant])}
+        for page in ("first", "deep"):
+            readers[variant][f"{page}_page_ms"] = poll.percentiles(samples[(variant, page)])
+            readers[variant][f"{page}_page_server_cpu_ms"] = round(
+                ticks[(variant, page)] * tick_ms / args.repeat, 2)
+            readers[variant][f"{page}_page_objects"] = counts[(variant, page)]
     full = readers["all-seeing"]
     for variant in VARIANTS:
         mine = readers[variant]
-        mine["first_over_all_seeing_p50"] = round(
-            mine["first_page_ms"]["p50"] / full["first_page_ms"]["p50"], 3)
-        mine["deep_over_all_seeing_p50"] = round(
-            mine["deep_page_ms"]["p50"] / full["deep_page_ms"]["p50"], 3)
+        for page in ("first", "deep"):
+            mine[f"{page}_over_all_seeing_p50"] = round(
+                mine[f"{page}_page_ms"]["p50"] / full[f"{page}_page_ms"]["p50"], 3)
+            mine[f"{page}_over_all_seeing_cpu"] = round(
+                mine[f"{page}_page_server_cpu_ms"]
+                / max(full[f"{page}_page_server_cpu_ms"], 0.01), 3)
     return readers
 
 
