@@ -74,11 +74,10 @@ def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.A
 
 
 def count(conn: Connection, deltas: Counter) -> None:
-    """Add to the stored-version counts (negative for deletions)."""
-    for pk, delta in sorted(deltas.items(), key=lambda item: (item[0] is None, item[0] or 0)):
-        if pk is not None and delta:
-            conn.execute(audiences.update().where(audiences.c.pk == pk)
-                         .values(objects=audiences.c.objects + delta))
+    """Add to the stored-version counts (negative for deletions), in pk order."""
+    for pk, delta in sorted((pk, d) for pk, d in deltas.items() if pk is not None and d):
+        conn.execute(audiences.update().where(audiences.c.pk == pk)
+                     .values(objects=audiences.c.objects + delta))
 
 
 @dataclass(frozen=True)
