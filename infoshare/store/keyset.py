@@ -78,8 +78,8 @@ def ordered(principal: access.Principal, how: Merge | None, where: Sequence, flo
 
 
 def _merged(principal, seen: access.Seen, where, floor: int, limit: int, last_only: bool):
-    """The union of each visible audience's first limit + 1 keys after `floor`: (pk,
-    date_added), both in the audience index (SQLite's rowid rides in every index)."""
+    """The first limit + 1 of the union of each visible audience's first limit + 1 keys
+    after `floor`: (pk, date_added), both in the audience index."""
     common = [objects.c.date_added > floor, *where]
     if not last_only:
         common.append(access.latest_seen(principal, seen))
@@ -93,4 +93,7 @@ def _merged(principal, seen: access.Seen, where, floor: int, limit: int, last_on
         part = (sa.select(objects.c.pk, objects.c.date_added).where(owner, *common)
                 .order_by(objects.c.date_added).limit(limit + 1).subquery(f"a{index}"))
         parts.append(sa.select(part.c.pk, part.c.date_added))
-    return sa.union_all(*parts).subquery("merged")
+    # The cut comes before the join: only limit + 1 rows are read, whatever k is.
+    union = sa.union_all(*parts)
+    return (union.order_by(union.selected_columns.date_added).limit(limit + 1)
+            .subquery("merged"))
