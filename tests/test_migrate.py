@@ -77,7 +77,7 @@ def test_upgrade_from_version_4_keeps_rows_and_allows_lineages(database_url):
         kept = conn.execute(sa.select(object_compartments.c.name)).scalars().all()
     assert [tuple(r) for r in rows] == [(ids[0], "service"), (ids[1], "service")]
     assert kept == ["LES"]
-    with read(engine) as conn:  # migration 16: the LES row's audience differs
+    with read(engine) as conn:  # migration 18: the LES row's audience differs
         assert len(set(conn.execute(sa.select(objects.c.audience_pk)).scalars()) - {None}) == 2
     names = {c["name"] for c in sa.inspect(engine).get_unique_constraints("objects")}
     assert "uq_objects_id_version" not in names
@@ -176,13 +176,13 @@ def test_upgrade_from_version_6_gives_each_id_one_owner(database_url):
 
 
 def _before_audiences(engine) -> None:
-    """Turn a current store back into the shape before audiences (version 15): no
+    """Turn a current store back into the shape before audiences (version 17): no
     audiences table, no objects.audience_pk and its index."""
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP INDEX ix_objects_audience_added")
         conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN audience_pk")
         conn.exec_driver_sql("DROP TABLE audiences")
-        conn.exec_driver_sql("UPDATE schema_info SET version = 15")
+        conn.exec_driver_sql("UPDATE schema_info SET version = 17")
 
 
 def test_upgrade_gives_every_stored_version_its_audience(database_url):
@@ -212,7 +212,7 @@ def test_upgrade_gives_every_stored_version_its_audience(database_url):
                 version="2025-01-01T00:00:00.000Z", version_us=1_735_689_600_000_000 + n,
                 raw=json.dumps({"id": oid}).encode(), audience=stored[oid])])
     _before_audiences(engine)
-    assert migrate.upgrade(engine) == (15, len(migrate.MIGRATIONS))
+    assert migrate.upgrade(engine) == (17, len(migrate.MIGRATIONS))
     assert migrate.upgrade(engine) == (len(migrate.MIGRATIONS), len(migrate.MIGRATIONS))
     with read(engine) as conn:
         found = {row.pk: audience_store._audience(row) for row in conn.execute(
