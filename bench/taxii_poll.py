@@ -476,8 +476,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "reports the server's peak RSS with them")
     parser.add_argument("--random-ids", action="store_true",
                         help="fully random UUIDv4 ids (realistic, but 1M loads ~8x slower)")
+    parser.add_argument("--narrow", default="",
+                        help="comma-separated sizes for the narrow-reader case "
+                             "(bench/narrow_readers.py), e.g. 1000000; then only that runs")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.narrow = [int(s) for s in args.narrow.split(",") if s.strip()]
     if not args.sizes or min(args.sizes) < 1 or args.repeat < 1 or args.limit < 1:
         parser.error("sizes, --repeat and --limit must be positive")
     return args
@@ -487,8 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     global RANDOM_IDS
     args = parse_args(argv)
     RANDOM_IDS = args.random_ids
-    results = [run_size(n, args) for n in args.sizes]
-    json.dump(summary(results, args), sys.stdout, indent=2)
+    if args.narrow:
+        import narrow_readers
+        doc = summary([], args)
+        doc["narrow"] = [narrow_readers.run(n, args) for n in args.narrow]
+    else:
+        doc = summary([run_size(n, args) for n in args.sizes], args)
+    json.dump(doc, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 

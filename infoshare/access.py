@@ -14,7 +14,11 @@ longer names, and widening it shows only the versions each reader was cleared fo
 
 The rule exists twice, in lock-step: `visible()` as a SQL predicate for every query, and
 `may_see()` / `may_see_version()` as Python functions for objects already in hand
-(routing, tests). The property tests in tests/ check they agree. Marking definitions,
+(routing, tests). The property tests in tests/ check they agree. A page of a narrow reader
+uses the Python rule over the store's distinct audiences (`visible_audiences`, see
+store/audiences.py) and reads only those audiences' rows (`Seen`, `in_audiences`,
+`latest_seen`); audiences newer than what the process has read fall back to `visible()`'s
+own terms, and tests/test_narrow.py checks the pages equal `visible()`'s. Marking definitions,
 extension definitions and the service identity are stored with an open audience (see
 `OPEN`), so they need no case.
 Building the predicate touches no database; it only composes an expression.
@@ -22,6 +26,7 @@ Building the predicate touches no database; it only composes an expression.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -107,6 +112,54 @@ def visible(principal: Principal, table: sa.Table = objects) -> sa.ColumnElement
         table.c.is_latest,
         sa.select(latest.c.pk).where(latest.c.id == table.c.id, latest.c.is_latest,
                                      _may_see(principal, latest)).exists()))
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The interned audiences (store/audiences.py) a principal may see: `pks`, among those
+    with pk up to `known`. Rows of a newer audience are judged by the SQL rule; None: the
+    reader's snapshot holds no newer audience (SQLite reads them in one snapshot)."""
+
+    pks: frozenset[int]
+    known: int | None
+
+
+def visible_audiences(principal: Principal, audiences: Mapping[int, Audience]
+                      ) -> frozenset[int]:
+    """The pks of the audiences `principal` may see: `may_see`, once per audience."""
+    return frozenset(pk for pk, audience in audiences.items() if may_see(principal, audience))
+
+
+def in_audiences(principal: Principal, seen: Seen, table: sa.Table = objects
+                 ) -> sa.ColumnElement[bool]:
+    """SQL form of `may_see` for a row, through the audiences the principal may see.
+
+    A test of a row found otherwise (by id): `audience_pk + 0` keeps planners from
+    walking the audience index instead of the id index (SQLite did, per row). The pks are
+    written into the statement: a merge repeats this test in every part, which as bound
+    parameters could pass SQLite's limit on them.
+    """
+    pks = sa.bindparam("seen_audiences", sorted(seen.pks), expanding=True,
+                       literal_execute=True)
+    known = (table.c.audience_pk + 0).in_(pks)
+    return known if seen.known is None else sa.or_(known, newer_audience(principal, seen, table))
+
+
+def newer_audience(principal: Principal, seen: Seen, table: sa.Table = objects
+                   ) -> sa.ColumnElement[bool]:
+    """A row of an audience newer than `seen` knows, that the principal may see."""
+    assert seen.known is not None
+    return sa.and_(table.c.audience_pk > seen.known, _may_see(principal, table))
+
+
+def latest_seen(principal: Principal, seen: Seen, table: sa.Table = objects
+                ) -> sa.ColumnElement[bool]:
+    """`visible()`'s second half through audiences: the row is its id's latest version,
+    or that latest version is visible too."""
+    latest = objects.alias("latest")
+    return sa.or_(table.c.is_latest, sa.select(latest.c.pk).where(
+        latest.c.id == table.c.id, latest.c.is_latest,
+        in_audiences(principal, seen, latest)).exists())
 
 
 def _may_see(principal: Principal, table) -> sa.ColumnElement[bool]:

@@ -17,13 +17,15 @@ from infoshare.store.schema import object_compartments, objects
 
 def _make_version_4(engine) -> None:
     """Turn a current store back into the version-4 shape: UNIQUE (id, version_us) as a
-    table constraint, a nullable origin and no signature column."""
+    table constraint, a nullable origin, no signature column and no audiences."""
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             ddl = conn.exec_driver_sql(
                 "SELECT sql FROM sqlite_master WHERE name = 'objects'").scalar()
             ddl = ddl.replace("origin VARCHAR(120) DEFAULT 'service' NOT NULL",
                               "origin VARCHAR(120)").replace("signature VARCHAR(16), ", "")
+            ddl = ddl.replace("audience_pk BIGINT, ", "")
+            assert "audience_pk" not in ddl
             assert "signature" not in ddl
             ddl = ddl.rstrip().rstrip(")") + (
                 ", CONSTRAINT uq_objects_id_version UNIQUE (id, version_us))")
@@ -32,10 +34,12 @@ def _make_version_4(engine) -> None:
         else:
             conn.exec_driver_sql("DROP INDEX uq_objects_id_origin_version")
             conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN signature")
+            conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN audience_pk")
             conn.exec_driver_sql("ALTER TABLE objects ALTER COLUMN origin DROP NOT NULL, "
                                  "ALTER COLUMN origin DROP DEFAULT")
             conn.exec_driver_sql("ALTER TABLE objects ADD CONSTRAINT uq_objects_id_version "
                                  "UNIQUE (id, version_us)")
+        conn.exec_driver_sql("DROP TABLE audiences")
         conn.exec_driver_sql("UPDATE schema_info SET version = 4")
 
 
@@ -73,6 +77,8 @@ def test_upgrade_from_version_4_keeps_rows_and_allows_lineages(database_url):
         kept = conn.execute(sa.select(object_compartments.c.name)).scalars().all()
     assert [tuple(r) for r in rows] == [(ids[0], "service"), (ids[1], "service")]
     assert kept == ["LES"]
+    with read(engine) as conn:  # migration 18: the LES row's audience differs
+        assert len(set(conn.execute(sa.select(objects.c.audience_pk)).scalars()) - {None}) == 2
     names = {c["name"] for c in sa.inspect(engine).get_unique_constraints("objects")}
     assert "uq_objects_id_version" not in names
     copy = store.NewObject(id=ids[0], type="indicator", spec_version="2.1",
@@ -86,8 +92,12 @@ def test_upgrade_from_version_4_keeps_rows_and_allows_lineages(database_url):
 
 def _make_version_6(engine) -> None:
     """Turn a current store back into the version-6 shape: notices unique on (source,
-    source_id) with no org or id_namespace, and no installation or displaced tables."""
+    source_id) with no org or id_namespace, and no installation, displaced or audience
+    tables."""
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_objects_audience_added")
+        conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN audience_pk")
+        conn.exec_driver_sql("DROP TABLE audiences")
         conn.exec_driver_sql("DROP TABLE installation")
         conn.exec_driver_sql("DROP TABLE displaced_objects")
         conn.exec_driver_sql("DROP INDEX uq_notices_source_org")
@@ -162,4 +172,64 @@ def test_upgrade_from_version_6_gives_each_id_one_owner(database_url):
             org="Rival", title="t", kind="cyber", tlp="green", severity="Unknown",
             sector_mask=0, all_sectors=True, revoked=False, created_us=1, modified_us=1,
             version="v", object_ids=[], document={}))
+    engine.dispose()
+
+
+def _before_audiences(engine) -> None:
+    """Turn a current store back into the shape before audiences (version 17): no
+    audiences table, no objects.audience_pk and its index."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_objects_audience_added")
+        conn.exec_driver_sql("ALTER TABLE objects DROP COLUMN audience_pk")
+        conn.exec_driver_sql("DROP TABLE audiences")
+        conn.exec_driver_sql("UPDATE schema_info SET version = 17")
+
+
+def test_upgrade_gives_every_stored_version_its_audience(database_url):
+    """Plain and named audiences (compartments, AMBER+STRICT orgs, RED principals) are
+    interned and counted, and a narrow reader's merged page is the scan's."""
+    from infoshare import sectors
+    from infoshare.settings import CollectionSpec
+    from infoshare.store import audiences as audience_store
+    from infoshare.store import keyset
+    from infoshare.store.schema import audiences
+
+    water = sectors.mask(["water"])
+    kinds = [access.Audience(tlp="green"),
+             access.Audience(tlp="amber", all_sectors=False, sector_mask=water),
+             access.Audience(tlp="green", compartments=frozenset({"LES"})),
+             access.Audience(tlp="amber+strict", recipient_orgs=frozenset({"Ops"})),
+             access.Audience(tlp="red", recipient_principals=frozenset({"ann", "bob"}))]
+    engine = connect_engine(database_url)
+    migrate.upgrade(engine)
+    stored = {}
+    with write(engine) as conn:
+        for n in range(20):
+            oid = f"indicator--{uuid.uuid4()}"
+            stored[oid] = kinds[n % len(kinds)]
+            store.insert(conn, [store.NewObject(
+                id=oid, type="indicator", spec_version="2.1",
+                version="2025-01-01T00:00:00.000Z", version_us=1_735_689_600_000_000 + n,
+                raw=json.dumps({"id": oid}).encode(), audience=stored[oid])])
+    _before_audiences(engine)
+    assert migrate.upgrade(engine) == (17, len(migrate.MIGRATIONS))
+    assert migrate.upgrade(engine) == (len(migrate.MIGRATIONS), len(migrate.MIGRATIONS))
+    with read(engine) as conn:
+        found = {row.pk: audience_store._audience(row) for row in conn.execute(
+            sa.select(audiences))}
+        counts = dict(conn.execute(sa.select(audiences.c.pk, audiences.c.objects)).all())
+        rows = conn.execute(sa.select(objects.c.id, objects.c.audience_pk)).all()
+    assert {r.id: found[r.audience_pk] for r in rows} == stored
+    assert sorted(counts.values()) == [4] * len(kinds)
+    spec = CollectionSpec(id=str(uuid.uuid4()), alias="all", title="", description="",
+                          kind="all")
+    ann = access.Principal(pk=1, id="a", name="ann", org="Ops", tier="t", max_rank=4,
+                           all_sectors=False, sector_mask=water)
+    with read(engine) as conn:  # every kind but the compartment's
+        merged = store.page(conn, ann, spec, store.Filters(), None, 100, (objects.c.id,),
+                            how=keyset.Merge(access.Seen(
+                                audience_store.view(conn, ann).seen.pks, None)))
+        scan = store.page(conn, ann, spec, store.Filters(), None, 100, (objects.c.id,),
+                          how=None)
+    assert [r.id for r in merged] == [r.id for r in scan] and len(scan) == 16
     engine.dispose()

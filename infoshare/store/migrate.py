@@ -9,12 +9,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import timestamps
+from .. import access, tiers, timestamps
 from ..stix.ids import LEGACY_NAMESPACE
+from . import audiences as audience_store
 from . import objects as object_store
 from .engine import write
 from .schema import (
     api_keys,
+    audiences,
     audit,
     displaced_objects,
     metadata,
@@ -62,8 +64,16 @@ def _lineage_per_origin(conn: Connection) -> None:
             conn.execute(sa.text("ALTER TABLE objects DROP CONSTRAINT uq_objects_id_version"))
             conn.execute(sa.text("ALTER TABLE objects ALTER COLUMN origin SET DEFAULT "
                                  "'service', ALTER COLUMN origin SET NOT NULL"))
-    for index in objects.indexes:
-        index.create(conn, checkfirst=True)
+    _create_indexes(conn, objects)
+
+
+def _create_indexes(conn: Connection, table: sa.Table) -> None:
+    """The schema's indexes on `table` whose columns it has yet (a later migration adds
+    the others' columns, and their indexes with them)."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    for index in table.indexes:
+        if {c.name for c in index.columns} <= present:
+            index.create(conn, checkfirst=True)
 
 
 def _rebuild_sqlite_objects(conn: Connection) -> None:
@@ -143,7 +153,10 @@ def _one_owner_per_id(conn: Connection) -> None:
         .having(sa.func.count(sa.distinct(objects.c.origin)) > 1))]
     now = timestamps.now_us()
     for object_id in shared:
-        rows = list(conn.execute(sa.select(objects).where(objects.c.id == object_id)
+        rows = list(conn.execute(sa.select(  # the columns of the store at this version
+            objects.c.pk, objects.c.id, objects.c.origin, objects.c.version,
+            objects.c.date_added, objects.c.submitted_by, objects.c.raw)
+            .where(objects.c.id == object_id)
                                  .order_by(objects.c.date_added)))
         origins = {r.origin for r in rows}
         owner = "service" if "service" in origins else rows[0].origin
@@ -152,7 +165,7 @@ def _one_owner_per_id(conn: Connection) -> None:
             {"id": r.id, "origin": r.origin, "version": r.version, "date_added": r.date_added,
              "submitted_by": r.submitted_by, "raw": r.raw, "displaced_us": now}
             for r in doomed])
-        object_store.delete(conn, [r.pk for r in doomed])
+        object_store.delete(conn, [r.pk for r in doomed], counted=False)
         conn.execute(audit.insert().values(
             at_us=now, actor="service", action="displace", target=object_id,
             details={"owner": owner, "displaced": sorted({r.origin for r in doomed}),
@@ -225,11 +238,83 @@ def _import_checkpoints(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
+def _object_audiences(conn: Connection) -> None:
+    """objects.audience_pk: every stored version points at its interned audience
+    (store/audiences.py), counted, so a narrow reader's page reads only its audiences.
+
+    One pass sets the plain audiences (no compartments, below AMBER+STRICT) through a
+    small map; the others are read with their compartments and recipients row by row.
+    """
+    metadata.create_all(conn, checkfirst=True)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
+    if "audience_pk" not in columns:
+        conn.execute(sa.text("ALTER TABLE objects ADD COLUMN audience_pk BIGINT"))
+    plain = sa.and_(objects.c.audience_pk.is_(None), ~objects.c.has_compartments,
+                    objects.c.tlp_rank < access.AMBER_STRICT)
+    _set_plain_audiences(conn, plain)
+    _set_named_audiences(conn)
+    _create_indexes(conn, objects)
+    conn.execute(audiences.update().values(objects=sa.select(sa.func.count()).where(
+        objects.c.audience_pk == audiences.c.pk).scalar_subquery()))
+
+
+def _set_plain_audiences(conn: Connection, plain) -> None:
+    groups = conn.execute(sa.select(objects.c.tlp_rank, objects.c.all_sectors,
+                                    objects.c.sector_mask).where(plain).distinct()).all()
+    if not groups:
+        return
+    found = audience_store.intern(conn, [_audience(g.tlp_rank, g.all_sectors, g.sector_mask)
+                                         for g in groups])
+    scratch = sa.MetaData()
+    mapping = sa.Table("audience_map", scratch, sa.Column("tlp_rank", sa.SmallInteger),
+                       sa.Column("all_sectors", sa.Boolean), sa.Column("sector_mask",
+                                                                       sa.Integer),
+                       sa.Column("audience_pk", sa.BigInteger), prefixes=["TEMPORARY"])
+    mapping.create(conn)
+    conn.execute(mapping.insert(), [
+        {"tlp_rank": g.tlp_rank, "all_sectors": g.all_sectors, "sector_mask": g.sector_mask,
+         "audience_pk": found[_audience(g.tlp_rank, g.all_sectors, g.sector_mask)]}
+        for g in groups])
+    conn.execute(objects.update().where(plain).values(audience_pk=sa.select(
+        mapping.c.audience_pk).where(mapping.c.tlp_rank == objects.c.tlp_rank,
+                                     mapping.c.all_sectors == objects.c.all_sectors,
+                                     mapping.c.sector_mask == objects.c.sector_mask)
+        .scalar_subquery()))
+    mapping.drop(conn)
+
+
+def _set_named_audiences(conn: Connection) -> None:
+    rows = conn.execute(sa.select(objects.c.pk, objects.c.tlp_rank, objects.c.all_sectors,
+                                  objects.c.sector_mask, objects.c.has_compartments)
+                        .where(objects.c.audience_pk.is_(None))).all()
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        named = object_store._named_audience(conn, [r.pk for r in chunk])
+        by_pk = {}
+        for r in chunk:
+            comps, orgs, names = named.get(r.pk, (set(), set(), set()))
+            by_pk[r.pk] = access.Audience(
+                tlp=tiers.TLP_LEVELS[r.tlp_rank], all_sectors=r.all_sectors,
+                sector_mask=r.sector_mask,
+                compartments=frozenset(comps if r.has_compartments else ()),
+                recipient_orgs=frozenset(orgs), recipient_principals=frozenset(names))
+        found = audience_store.intern(conn, by_pk.values())
+        for audience, pk in found.items():
+            conn.execute(objects.update().values(audience_pk=pk).where(
+                objects.c.pk.in_([p for p, a in by_pk.items() if a == audience])))
+
+
+def _audience(tlp_rank: int, all_sectors: bool, sector_mask: int) -> access.Audience:
+    return access.Audience(tlp=tiers.TLP_LEVELS[tlp_rank], all_sectors=all_sectors,
+                           sector_mask=sector_mask)
+
+
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,
               _lineage_per_origin, _signature_column, _notices_per_organisation,
               _one_owner_per_id, _credentials,
               _delivery_holder, _relay_provenance, _feed_notes, _subscription_areas,
-              _public_cves, _notice_issued, _ingest_jobs, _import_checkpoints)
+              _public_cves, _notice_issued, _ingest_jobs, _import_checkpoints,
+              _object_audiences)
 
 
 # pg_advisory_xact_lock key of `db upgrade` (any constant the installation does not use).

@@ -1,13 +1,15 @@
 """Objects: insert versions, and read them by keyset through a collection's lens.
 
 Every read is `date_added > position ORDER BY date_added LIMIT n` on an index, never OFFSET,
-so a page deep in ten million objects costs what the first page costs. Rows carry the
-stored bytes; the TAXII layer writes them to the wire untouched.
+so a page deep in ten million objects costs what the first page costs; for a reader who
+may see few of the rows, on the index of each audience it may see (keyset.py). Rows carry
+the stored bytes; the TAXII layer writes them to the wire untouched.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -17,7 +19,7 @@ from sqlalchemy.engine import Connection, Row
 from .. import access, sectors, tiers, timestamps
 from ..settings import CollectionSpec
 from ..signing import canonical
-from . import closure
+from . import audiences, closure, keyset
 from .engine import is_sqlite
 from .schema import (
     object_compartments,
@@ -198,9 +200,11 @@ def _lineages(conn: Connection, ids: set[str]) -> dict[str, _Lineage]:
 def _insert_rows(conn, fresh, dates_added, lineages, earlier: frozenset[str]) -> None:
     latest = {i: max(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
     first = {i: min(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
+    interned = audiences.intern(conn, [item.audience for item in fresh])
     rows = [_row(item, date_added, item.version_us == latest[item.id],
-                 item.version_us == first[item.id])
+                 item.version_us == first[item.id], interned[item.audience])
             for item, date_added in zip(fresh, dates_added, strict=True)]
+    audiences.count(conn, Counter(row["audience_pk"] for row in rows))
     _demote(conn, fresh, latest, "is_latest", earlier)
     _demote(conn, fresh, first, "is_first", earlier)
     restricted = [i for i, item in enumerate(fresh) if item.audience.compartments
@@ -253,9 +257,10 @@ def _demote(conn, fresh, extreme: dict[str, int], flag: str,
                      .values({flag: False}))
 
 
-def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> dict:
+def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool,
+         audience_pk: int) -> dict:
     audience = item.audience
-    return {
+    return {"audience_pk": audience_pk,
         "id": item.id, "type": item.type, "spec_version": item.spec_version,
         "version": item.version, "version_us": item.version_us, "date_added": date_added,
         "is_latest": is_latest, "is_first": is_first, "raw": item.raw,
@@ -269,10 +274,17 @@ def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool) -> d
     }
 
 
-def delete(conn: Connection, pks: Sequence[int]) -> int:
-    """Remove versions by pk and repair the first/last flags of what remains."""
+def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
+    """Remove versions by pk and repair the first/last flags of what remains.
+
+    `counted=False` is for migration 8, which runs on stores from before audiences.
+    """
     if not pks:
         return 0
+    if counted:
+        gone = Counter(conn.execute(sa.select(objects.c.audience_pk)
+                                    .where(objects.c.pk.in_(pks))).scalars())
+        audiences.count(conn, Counter({pk: -n for pk, n in gone.items()}))
     doomed = list(conn.execute(sa.select(objects.c.id, objects.c.origin, objects.c.date_added)
                                .where(objects.c.pk.in_(pks))))
     lineages = sorted({(r.origin, r.id) for r in doomed})
@@ -357,20 +369,26 @@ def page(
     after: int | None,
     limit: int,
     columns: Sequence[sa.ColumnElement],
+    how: keyset.Merge | None | str = "plan",
 ) -> list[Row]:
     """Up to limit + 1 visible rows after position `after`, oldest first.
 
-    The extra row only tells the caller whether there is more.
+    The extra row only tells the caller whether there is more. `how`: see _ordered.
     """
+    return list(conn.execute(_ordered(conn, principal, spec, filters, after, limit, columns,
+                                      how)))
+
+
+def _ordered(conn: Connection, principal: access.Principal, spec: CollectionSpec,
+             filters: Filters, after: int | None, limit: int, columns: Sequence,
+             how: keyset.Merge | None | str = "plan") -> sa.Select:
+    """The keyset query of a page (store/keyset.py): by scan or by merging the
+    principal's audiences, whichever reads fewer rows; `how` forces one (tests)."""
     floor = max(x for x in (after, filters.added_after, -1) if x is not None)
-    query = (
-        sa.select(*columns, objects.c.date_added)
-        .where(objects.c.date_added > floor, lens(spec), *_match(filters),
-               access.visible(principal))
-        .order_by(objects.c.date_added)
-        .limit(limit + 1)
-    )
-    return list(conn.execute(query))
+    if how == "plan":
+        how = keyset.plan(conn, principal, limit, by_id=bool(filters.ids))
+    return keyset.ordered(principal, how, [lens(spec), *_match(filters)], floor, limit,
+                          columns, last_only=tuple(filters.versions) == ("last",))
 
 
 # What an envelope adds around its objects (the brackets, `more`, a `next` token).
@@ -392,25 +410,23 @@ def page_bytes(conn: Connection, principal: access.Principal, spec: CollectionSp
     serve (beyond, on SQLite, the one object that tells there is more). A plain listing
     also carries the definitions its objects reference, within the same limits.
     """
-    floor = max(x for x in (after, filters.added_after, -1) if x is not None)
-    where = (objects.c.date_added > floor, lens(spec), *_match(filters),
-             access.visible(principal))
+    def query(*columns) -> sa.Select:
+        return _ordered(conn, principal, spec, filters, after, limit, columns)
+
     budget = max_bytes - ENVELOPE_BYTES
     if is_sqlite(conn):
-        rows, more = _page_bytes_stepping(conn, where, limit, budget)
+        rows, more = _page_bytes_stepping(conn, query(objects.c.raw), limit, budget)
     else:
-        rows, more = _page_bytes_sized(conn, where, limit, budget)
+        rows, more = _page_bytes_sized(conn, query, limit, budget)
     if not is_listing(filters) or not rows:
         return Page(rows, more)
     closed = closure.close(conn, principal, rows, limit, budget)
     return Page(closed.rows, more or closed.trimmed, closed.definitions)
 
 
-def _page_bytes_stepping(conn: Connection, where, limit: int, budget: int):
+def _page_bytes_stepping(conn: Connection, query: sa.Select, limit: int, budget: int):
     """SQLite steps through a result row by row: stop reading at the cut. This costs what
     a plain page costs (a running sum in SQL took twice as long)."""
-    query = (sa.select(objects.c.raw, objects.c.date_added).where(*where)
-             .order_by(objects.c.date_added).limit(limit + 1))
     rows: list[Row] = []
     total = 0
     result = conn.execute(query)
@@ -425,13 +441,12 @@ def _page_bytes_stepping(conn: Connection, where, limit: int, budget: int):
         result.close()
 
 
-def _page_bytes_sized(conn: Connection, where, limit: int, budget: int):
+def _page_bytes_sized(conn: Connection, query, limit: int, budget: int):
     """PostgreSQL sends a whole result at once, but detoasts a value only when it is sent:
     one statement takes the keyset page of (pk, length) on its index, and a running sum
     over those rows chooses whose bytes to send."""
-    keys = (sa.select(objects.c.pk, objects.c.date_added,
-                      sa.func.octet_length(objects.c.raw).label("size"))
-            .where(*where).order_by(objects.c.date_added).limit(limit + 1).subquery("keys"))
+    keys = query(objects.c.pk, sa.func.octet_length(objects.c.raw).label("size")
+                 ).subquery("keys")
     sized = sa.select(
         keys.c.pk, keys.c.date_added, keys.c.size,
         sa.func.sum(keys.c.size + 1).over(order_by=keys.c.date_added).label("running"),

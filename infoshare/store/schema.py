@@ -122,6 +122,32 @@ objects = sa.Table(
              postgresql_where=sa.text("is_latest")),
     sa.Index("ix_objects_type_added", "type", "date_added"),
     sa.Index("ix_objects_collection_added", "collection_id", "date_added"),
+    # The interned audience (the `audiences` table): a narrow reader's page walks this
+    # index once per audience it may see, from its cursor on (store/keyset.py); the flags
+    # a plain listing tests and the pk it joins back by ride along, so those walks need not
+    # read the rows they skip (SQLite keeps the rowid in every index anyway; PostgreSQL
+    # can then scan the index only).
+    sa.Column("audience_pk", sa.BigInteger),
+    sa.Index("ix_objects_audience_added", "audience_pk", "date_added", "is_latest",
+             "everywhere", "pk"),
+)
+
+# Each distinct audience once (store/audiences.py): who an object version is for, by its
+# tlp, sectors, compartments and named recipients. A row never changes and is never
+# deleted, so a process may keep what it has read of this table; `objects` counts the
+# versions stored for it (a planning estimate, kept by insert and delete).
+audiences = sa.Table(
+    "audiences",
+    metadata,
+    sa.Column("pk", BigId, primary_key=True),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),  # sha256 of the form
+    sa.Column("tlp_rank", sa.SmallInteger, nullable=False),
+    sa.Column("all_sectors", sa.Boolean, nullable=False),
+    sa.Column("sector_mask", sa.Integer, nullable=False),
+    sa.Column("compartments", sa.JSON, nullable=False),
+    sa.Column("recipient_orgs", sa.JSON, nullable=False),
+    sa.Column("recipient_principals", sa.JSON, nullable=False),
+    sa.Column("objects", sa.BigInteger, nullable=False, default=0),
 )
 
 object_compartments = sa.Table(

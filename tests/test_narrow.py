@@ -1,0 +1,140 @@
+"""Narrow readers (issue 12): a page read by merging the principal's audiences
+(store/keyset.py) holds exactly the rows, in the same order, that the scan with the SQL
+rule (`access.visible`) holds, for random stores, principals, lenses and filters, on both
+engines; including rows of audiences the process has not read yet. And the plan merges for
+a narrow reader and scans for an all-seeing one."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infoshare import access, sectors, tiers
+from infoshare.settings import CollectionSpec
+from infoshare.store import audiences, keyset, migrate, read, write
+from infoshare.store import objects as store
+from infoshare.store.engine import connect_engine
+from infoshare.store.schema import objects as objects_table
+from infoshare.timestamps import parse_us
+
+from .test_store import COMPARTMENTS, principals
+
+TYPES = ["indicator", "report", "vulnerability"]
+COLLECTION = str(uuid.uuid4())
+few_masks = st.sampled_from([0, sectors.mask(["water"]), sectors.mask(["energy"]),
+                             sectors.mask(["water", "dams"])])
+audience_list = st.builds(
+    access.Audience,
+    tlp=st.sampled_from(tiers.TLP_LEVELS), all_sectors=st.booleans(), sector_mask=few_masks,
+    compartments=st.frozensets(st.sampled_from(COMPARTMENTS)),
+    recipient_orgs=st.frozensets(st.sampled_from(["org-a", "org-b"])),
+    recipient_principals=st.frozensets(st.sampled_from(["ann", "bob", "cy"])),
+)
+lenses = st.sampled_from([
+    CollectionSpec(id=str(uuid.uuid4()), alias="all", title="", description="", kind="all"),
+    CollectionSpec(id=str(uuid.uuid4()), alias="water", title="", description="",
+                   kind="sector", sector="water"),
+    CollectionSpec(id=str(uuid.uuid4()), alias="ind", title="", description="",
+                   kind="types", types=("indicator",)),
+    CollectionSpec(id=COLLECTION, alias="sub", title="", description="", kind="submitted"),
+])
+filter_sets = st.builds(
+    lambda versions, types: store.Filters(versions=versions, types=types),
+    st.sampled_from([("last",), ("all",), ("first",), ("last", "first")]),
+    st.sampled_from([(), ("indicator",), ("report", "vulnerability")]))
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = connect_engine(database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _new(object_id, object_type, stamp, audience, everywhere, submitted) -> store.NewObject:
+    raw = json.dumps({"type": object_type, "id": object_id, "modified": stamp}).encode()
+    return store.NewObject(id=object_id, type=object_type, spec_version="2.1", version=stamp,
+                           version_us=parse_us(stamp), raw=raw, audience=audience,
+                           everywhere=everywhere,
+                           collection_id=COLLECTION if submitted else None)
+
+
+lineage = st.tuples(st.sampled_from(TYPES), st.lists(audience_list, min_size=1, max_size=3),
+                    st.booleans(), st.integers(0, 9))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lineages=st.lists(lineage, min_size=1, max_size=12),
+       principal_list=st.lists(principals, min_size=1, max_size=4),
+       spec=lenses, filters=filter_sets, limit=st.integers(1, 5), data=st.data())
+def test_merged_pages_equal_the_scan(engine, lineages, principal_list, spec, filters, limit,
+                                     data):
+    with write(engine) as conn:
+        conn.execute(objects_table.delete())
+        for object_type, audience_versions, submitted, flag in lineages:
+            oid = f"{object_type}--{uuid.uuid4()}"
+            stamps = [f"2025-01-0{n + 1}T00:00:00.000Z" for n in range(len(audience_versions))]
+            # versions arrive newest first sometimes: the latest is the greatest modified
+            order = list(zip(stamps, audience_versions, strict=True))
+            if flag % 2:
+                order.reverse()
+            store.insert(conn, [_new(oid, object_type, s, a, flag == 9, submitted)
+                                for s, a in order])
+    with read(engine) as conn:
+        added = [r.date_added for r in conn.execute(
+            objects_table.select().order_by(objects_table.c.date_added))]
+    # draws independent of the store (its pks and stamps grow from example to example)
+    at = data.draw(st.integers(-1, 100))
+    floor = None if at < 0 else added[at * (len(added) - 1) // 100]
+    filters = store.Filters(added_after=floor, versions=filters.versions, types=filters.types)
+    columns = (objects_table.c.id, objects_table.c.version)
+    for principal in principal_list:
+        with read(engine) as conn:
+            seen = audiences.view(conn, principal).seen
+            cut = seen.known * data.draw(st.integers(0, 100)) // 100
+            stale = access.Seen(frozenset(p for p in seen.pks if p <= cut), cut)
+            scan = _rows(conn, principal, spec, filters, limit, columns, None)
+            merged = _rows(conn, principal, spec, filters, limit, columns,
+                           keyset.Merge(access.Seen(seen.pks, None)))
+            newer = _rows(conn, principal, spec, filters, limit, columns, keyset.Merge(stale))
+        assert merged == scan, principal
+        assert newer == scan, (principal, cut)
+
+
+def _rows(conn, principal, spec, filters, limit, columns, how):
+    return [tuple(r) for r in store.page(conn, principal, spec, filters, None, limit, columns,
+                                         how=how)]
+
+
+def _reader(name: str, rank: int, mask: int = 0, all_sectors: bool = False):
+    return access.Principal(pk=1, id=name, name=name, org=name, tier="t", max_rank=rank,
+                            all_sectors=all_sectors, sector_mask=mask)
+
+
+def test_the_plan_merges_for_a_narrow_reader_and_scans_for_an_all_seeing_one(engine):
+    """By the stored counts: 1 row in 100 for water, the rest for energy."""
+    water = access.Audience(tlp="green", all_sectors=False, sector_mask=sectors.mask(["water"]))
+    energy = access.Audience(tlp="green", all_sectors=False,
+                             sector_mask=sectors.mask(["energy"]))
+    with write(engine) as conn:
+        store.insert(conn, [_new(f"indicator--{uuid.uuid4()}", "indicator",
+                                 f"2025-01-01T00:00:{i // 100:02d}.{i % 100:03d}Z",
+                                 water if i % 100 == 0 else energy, False, False)
+                            for i in range(2000)])
+    narrow = _reader("w", 1, sectors.mask(["water"]))
+    everyone = _reader("all", 4, all_sectors=True)
+    with read(engine) as conn:
+        assert isinstance(keyset.plan(conn, narrow, 10, by_id=False), keyset.Merge)
+        assert keyset.plan(conn, everyone, 10, by_id=False) is None
+        assert keyset.plan(conn, narrow, 10, by_id=True) is None
+        spec = CollectionSpec(id=str(uuid.uuid4()), alias="all", title="", description="",
+                              kind="all")
+        rows = store.page(conn, narrow, spec, store.Filters(), None, 100,
+                          (objects_table.c.id,))
+    assert len(rows) == 20
