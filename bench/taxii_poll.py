@@ -1,11 +1,15 @@
 """Poll benchmark: how fast a TAXII client can drain the all-hazards collection.
 
-For each size N this builds a throwaway SQLite store holding N signed-size indicators,
-starts the real server (`infoshare serve`) on a free loopback port, and measures a full
-keyset pass, first-page latency and deep-page latency with a keep-alive client. The
-figures go to stdout as one JSON document; progress goes to stderr.
+For each size N this builds a throwaway SQLite store (or, with --postgres, a database on
+Debian's PostgreSQL) holding N signed-size indicators, starts the real server (`infoshare
+serve`) on a free loopback port, and measures a full keyset pass, first-page latency and
+deep-page latency with a keep-alive client. With --pollers P, P clients then drain the
+collection at once while the server's memory is sampled: summed VmHWM, peak summed RSS
+and peak summed PSS of its process tree (and of PostgreSQL's). The figures go to stdout
+as one JSON document; progress goes to stderr.
 
     .venv/bin/python bench/taxii_poll.py --sizes 10000,100000 --repeat 30
+    .venv/bin/python bench/taxii_poll.py --sizes 100000 --workers 2 --pollers 64 [--postgres]
 """
 
 from __future__ import annotations
@@ -260,6 +264,57 @@ def peak_rss_mib(root_pid: int) -> float:
     return round(total / 1024, 1)
 
 
+def _tree(root_pid: int) -> list[int]:
+    pids, found = [root_pid], []
+    while pids:
+        pid = pids.pop()
+        found.append(pid)
+        pids += _children(pid)
+    return found
+
+
+def _status_kib(pid: int, field: str, name: str = "status") -> int:
+    try:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class MemorySampler:
+    """Peaks, sampled every 0.2 s, of a process tree's summed RSS and summed PSS. RSS counts
+    a page shared by the forked workers once per process; PSS divides it among them, so
+    its sum is what the tree really holds (what a cgroup limit sees, about)."""
+
+    def __init__(self, root_pids: list[int]):
+        import threading
+
+        self.roots, self.peak_rss, self.peak_pss = root_pids, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            pids = [p for root in self.roots for p in _tree(root)]
+            self.peak_rss = max(self.peak_rss, sum(_status_kib(p, "VmRSS:") for p in pids))
+            self.peak_pss = max(self.peak_pss,
+                                sum(_status_kib(p, "Pss:", "smaps_rollup") for p in pids))
+
+    def figures(self, prefix: str) -> dict:
+        return {f"{prefix}_peak_rss_sum_mib": round(self.peak_rss / 1024, 1),
+                f"{prefix}_peak_pss_mib": round(self.peak_pss / 1024, 1)}
+
+
 # --- measuring ---------------------------------------------------------------------------
 
 def percentiles(samples_ms: list[float]) -> dict:
@@ -414,25 +469,33 @@ def run_size(n: int, args) -> dict:
     """Build a fresh store of n objects, serve it, measure; always clean up."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"infoshare-bench-{n}-"))
     env = service_env(data_dir)
+    url = args.postgres.new_database() if args.postgres else ""
+    env["INFOSHARE_DATABASE_URL"] = url
     engine = server = None
     try:
-        engine = connect_engine(f"sqlite:///{data_dir / 'infoshare.db'}")
+        engine = connect_engine(url or f"sqlite:///{data_dir / 'infoshare.db'}")
         migrate.upgrade(engine)
         log(f"N={n}: loading")
         result = {"objects": n, **load(engine, n)}
         api_key = add_principal(engine, env)
         engine.dispose()
         engine = None
-        result["db_mib"] = round(sum(p.stat().st_size for p in data_dir.glob("infoshare.db*"))
-                                 / 2**20, 1)
+        if not url:
+            result["db_mib"] = round(sum(p.stat().st_size
+                                         for p in data_dir.glob("infoshare.db*")) / 2**20, 1)
         log(f"N={n}: {result['load_objects_per_s']} objects/s loaded; starting server")
         server = start_server(env, args.workers, data_dir)
         result.update(measure(server, api_key, n, args))
         result["server_peak_rss_mib"] = peak_rss_mib(server.process.pid)
         if args.pollers:
             log(f"N={n}: {args.pollers} concurrent pollers, each a whole pass")
-            result["concurrent"] = concurrent_pollers(server, api_key, n, args)
+            database = [args.postgres.postmaster_pid()] if args.postgres else []
+            with MemorySampler([server.process.pid]) as ours, MemorySampler(database) as pg:
+                result["concurrent"] = concurrent_pollers(server, api_key, n, args)
             result["server_peak_rss_mib_with_pollers"] = peak_rss_mib(server.process.pid)
+            result.update(ours.figures("server_with_pollers"))
+            if args.postgres:
+                result.update(pg.figures("postgresql_with_pollers"))
         return result
     except Exception:
         if server is not None and server.log_path.exists():
@@ -452,7 +515,7 @@ def summary(results: list[dict], args) -> dict:
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "settings": {"limit": args.limit, "repeat": args.repeat, "workers": args.workers,
-                     "database": "sqlite"},
+                     "database": "postgresql" if args.postgres else "sqlite"},
         "results": results,
         "targets": TARGETS,
     }
@@ -469,6 +532,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="10000,100000",
                         help="comma-separated collection sizes (e.g. 10000,100000,1000000)")
     parser.add_argument("--limit", type=int, default=1000, help="page size requested")
+    parser.add_argument("--postgres", action="store_true",
+                        help="serve from Debian's PostgreSQL (started as tests/pg.py does)")
     parser.add_argument("--repeat", type=int, default=30, help="latency samples per page")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
     parser.add_argument("--pollers", type=int, default=0,
@@ -487,6 +552,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _start_postgres():
+    """Debian's PostgreSQL in a temporary directory, as tests/pg.py runs it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pg import PostgresServer
+
+    return PostgresServer()
+
+
 def main(argv: list[str] | None = None) -> int:
     global RANDOM_IDS
     args = parse_args(argv)
@@ -496,7 +569,12 @@ def main(argv: list[str] | None = None) -> int:
         doc = summary([], args)
         doc["narrow"] = [narrow_readers.run(n, args) for n in args.narrow]
     else:
-        doc = summary([run_size(n, args) for n in args.sizes], args)
+        args.postgres = _start_postgres() if args.postgres else None
+        try:
+            doc = summary([run_size(n, args) for n in args.sizes], args)
+        finally:
+            if args.postgres:
+                args.postgres.stop()
     json.dump(doc, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

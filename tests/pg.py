@@ -97,6 +97,9 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         try:
             self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
