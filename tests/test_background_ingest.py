@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -147,13 +148,26 @@ def _claimed(live, status_id: str, seconds: float = 60) -> str:
 
 # --- the queue in one process: the submitter's rights, slots, poison envelopes ------------
 
-@pytest.fixture
-def svc(tmp_path):
-    env = service_env(tmp_path, INFOSHARE_TAXII_BACKGROUND_BYTES="0",
-                      INFOSHARE_TAXII_MAX_PENDING="2")
+def _env(data_dir):
+    return service_env(data_dir, INFOSHARE_TAXII_BACKGROUND_BYTES="0",
+                       INFOSHARE_TAXII_MAX_PENDING="2")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("queue-template") / "data"
+    env = _env(data_dir)
     cli(env, "init")
     cli(env, "principals", "add", "partner", "--org", "P", "--tier", "partner",
         "--all-sectors")
+    return data_dir
+
+
+@pytest.fixture
+def svc(template, tmp_path):
+    """The service of a fresh installation, copied from the module's template."""
+    shutil.copytree(template, tmp_path / "data")
+    env = _env(tmp_path / "data")
     settings = load_settings(environ=env)
     prepare(settings)
     app = create_app(settings)
