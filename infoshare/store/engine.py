@@ -80,34 +80,45 @@ def write(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def _writers_queue(engine: Engine) -> Iterator[None]:
-    """On a SQLite file, queue for the write lock on a file lock (flock) before BEGIN
-    IMMEDIATE: SQLite's own wait polls with sleeps of up to 100 ms, so a writer that
-    keeps missing the lock starves (seconds at 16 publishers) while the lock sits idle;
-    the queue is tried every 2 ms (bench/publish.py --concurrent, 16 clients: p99
-    2.1-2.3 s without it, 0.37-0.50 s with a blocking flock). The lock file sits beside the
-    database; writers that do not use it (the sqlite3 shell) are still kept out by SQLite
-    itself."""
+    """On a SQLite file, queue for the write lock before BEGIN IMMEDIATE: SQLite's own
+    wait polls with sleeps of up to 100 ms, so a writer that keeps missing the lock starves
+    (seconds at 16 publishers) while the lock sits idle. A process's writers queue on a
+    lock of their own, which wakes the next one when it is let go; the one at its head
+    then takes a file lock beside the database (flock, tried every 2 ms) against the
+    other processes. Either wait gives up after QUEUE_WAIT_S, as SQLite's busy timeout
+    does (then BEGIN IMMEDIATE fails, and the request gets 503): a writer that hangs must
+    not hang the others for ever. Writers that do not use the file lock (the sqlite3
+    shell) are still kept out by SQLite itself."""
     database = engine.url.database if is_sqlite(engine) else None
     fd = _open_queue(database) if not getattr(_queued, "held", False) else None
     if fd is None:  # not a file, or a nested write (it fails after busy_timeout as before)
         yield
         return
+    deadline = time.monotonic() + QUEUE_WAIT_S
+    ours = _process_queue(database)
+    in_line = ours.acquire(timeout=QUEUE_WAIT_S)
     try:
-        _queued.held = _take(fd)
+        _queued.held = in_line and _take(fd, deadline)
         yield
     finally:
         _queued.held = False
-        os.close(fd)  # releases the lock
+        os.close(fd)  # releases the file lock
+        if in_line:
+            ours.release()
 
 
-QUEUE_WAIT_S = 30.0  # as SQLite's busy_timeout: then BEGIN IMMEDIATE fails, and 503
+QUEUE_WAIT_S = 30.0  # as SQLite's busy_timeout
+_process_queues: dict[str, threading.Lock] = {}
+_making = threading.Lock()
 
 
-def _take(fd: int) -> bool:
-    """The queue's lock, waiting at most QUEUE_WAIT_S: a writer that hangs holding it
-    must not hang every other writer for ever. Tries every 2 ms (SQLite's own wait sleeps
-    up to 100 ms between tries); False when it gave up."""
-    deadline = time.monotonic() + QUEUE_WAIT_S
+def _process_queue(database: str) -> threading.Lock:
+    with _making:
+        return _process_queues.setdefault(database, threading.Lock())
+
+
+def _take(fd: int, deadline: float) -> bool:
+    """The file lock, tried every 2 ms until `deadline`; False when it gave up."""
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
