@@ -248,11 +248,16 @@ def _definition_content(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ignored}
 
 
-def _rejected(obj: object, message: str) -> Outcome:
+def claimed(obj: object) -> tuple[str, str]:
+    """The id and version a received object says it has, before anything is checked."""
     fields = obj if isinstance(obj, dict) else {}
     object_id = fields.get("id") if isinstance(fields.get("id"), str) else "(no id)"
     version = fields.get("modified", fields.get("created"))
-    return Outcome(object_id, version if isinstance(version, str) else "", False, message)
+    return object_id, version if isinstance(version, str) else ""
+
+
+def _rejected(obj: object, message: str) -> Outcome:
+    return Outcome(*claimed(obj), False, message)
 
 
 # --- the service's own notices: prepare off the lock, then store and route -------------

@@ -64,10 +64,8 @@ def detail(outcome: publish.Outcome) -> dict:
 
 def _pending(obj: object) -> dict:
     """What a queued object says it is (checked only when it is stored)."""
-    fields = obj if isinstance(obj, dict) else {}
-    object_id = fields.get("id") if isinstance(fields.get("id"), str) else "(no id)"
-    version = fields.get("modified", fields.get("created"))
-    return {"id": object_id, "version": version if isinstance(version, str) else ""}
+    object_id, version = publish.claimed(obj)
+    return {"id": object_id, "version": version}
 
 
 def submit(svc, spec: CollectionSpec, principal: access.Principal, body: bytes,

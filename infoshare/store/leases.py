@@ -34,7 +34,7 @@ def acquire(engine: Engine, name: str, holder: str, seconds: float) -> bool:
             if row is None:
                 conn.execute(leases.insert().values(name=name, holder=holder, until_us=until))
                 return True
-            if row.holder != holder and row.until_us >= now and not gone(row.holder):
+            if row.holder != holder and _held(row, now):
                 return False
             conn.execute(leases.update().where(leases.c.name == name)
                          .values(holder=holder, until_us=until))
@@ -47,7 +47,13 @@ def free(engine: Engine, name: str) -> bool:
     """Whether `acquire` would give the lease to a new holder now (a read, no claim)."""
     with read(engine) as conn:
         row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
-    return row is None or row.until_us < timestamps.now_us() or gone(row.holder)
+    return row is None or not _held(row, timestamps.now_us())
+
+
+def _held(row, now_us: int) -> bool:
+    """Whether the lease's holder still has it: renewed in time, and not a process of this
+    host that has died."""
+    return row.until_us >= now_us and not gone(row.holder)
 
 
 def gone(holder: str) -> bool:
