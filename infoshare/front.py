@@ -21,11 +21,15 @@ request reaches the Flask app, on one of a fixed pool of threads (a2wsgi).
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
+from gunicorn.arbiter import Arbiter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
+
+from .balance import BalancedServer
 
 TOO_LARGE = "infoshare.body_too_large"
 TOO_SLOW = "infoshare.body_too_slow"
@@ -175,5 +179,13 @@ def worker_class(header_timeout: float, max_connections: int, forwarded_allow_ip
             # address is what throttling counts by.
             "proxy_headers": bool(forwarded_allow_ips),
         }
+
+        async def _serve(self) -> None:  # uvicorn-worker's, with the balanced server
+            self.config.app = self.wsgi
+            server = BalancedServer(self.config, workers=self.cfg.workers)
+            self._install_sigquit_handler()
+            await server.serve(sockets=self.sockets)
+            if not server.started:
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     return Worker

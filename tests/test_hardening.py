@@ -6,10 +6,12 @@ each one stops by itself.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -190,3 +192,49 @@ def test_an_anonymous_request_cannot_make_the_server_hold_a_large_body(server):
                           data=b"{}", timeout=30,
                           headers={"Accept": TAXII, "Content-Type": TAXII})
     assert small.status_code == 401
+
+
+def test_kept_alive_connections_are_spread_over_the_workers(server):
+    """Clients keep their connections (pollers, publishers): eight opened at once must not
+    all land on the worker that woke first, or they share one core while the other idles."""
+    before = _connections_by_worker(server)
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10)
+             for _ in range(8)]
+    try:
+        threads = [threading.Thread(target=_health, args=(c,)) for c in conns]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        after = _connections_by_worker(server)
+        added = sorted(after[pid] - before.get(pid, 0) for pid in after)
+        assert sum(added) == 8 and len(added) == 2, (before, after)
+        assert added[0] >= 3, added  # 4/4 or 3/5, never 8/0 (asyncio's accept gave 8/0)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def _health(conn: socket.socket) -> None:
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def _connections_by_worker(server) -> dict[int, int]:
+    """Established connections to the server's port held by each worker process, read
+    from /proc (socket inodes of each worker's descriptors against /proc/net/tcp)."""
+    master = server.process.pid
+    workers = [int(p) for p in open(f"/proc/{master}/task/{master}/children").read().split()]
+    port = f"{server.port:04X}"
+    inodes = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port}") and fields[3] == "01":
+            inodes.add(fields[9])
+    counts = {}
+    for pid in workers:
+        fds = Path(f"/proc/{pid}/fd")
+        links = [os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink()]
+        counts[pid] = sum(1 for link in links if link[8:-1] in inodes and
+                          link.startswith("socket:["))
+    return counts
