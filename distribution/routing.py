@@ -118,12 +118,15 @@ def _owner(row, tier_map: Tiers) -> access.Principal | None:
         roles=frozenset(row.owner_roles or ()))
 
 
+_ANY = sa.select(subscriptions.c.pk).limit(1)  # built once: it runs under the write lock
+
+
 def route(conn: Connection, groups: Iterable[Group], tier_map: Tiers) -> int:
     """Write routing rows and queue deliveries; returns the number of routing rows."""
     routed: dict[int, list[int]] = {}
     webhooks: set[int] = set()
     groups = [g for g in groups if g.objects]
-    if not groups or conn.execute(sa.select(subscriptions.c.pk).limit(1)).first() is None:
+    if not groups or conn.execute(_ANY).first() is None:
         return 0  # building the match costs more than publishing a small notice
     for group in groups:
         for row in conn.execute(_matching_query(group)):

@@ -55,6 +55,13 @@ def _audience(row) -> access.Audience:
         recipient_principals=frozenset(row.recipient_principals))
 
 
+# Built once: objects.insert runs them under the write lock (see objects._LOCK).
+_BY_KEY = sa.select(audiences.c.pk, audiences.c.key).where(
+    audiences.c.key.in_(sa.bindparam("keys", expanding=True)))
+_COUNT = audiences.update().where(audiences.c.pk == sa.bindparam("_pk")).values(
+    objects=audiences.c.objects + sa.bindparam("delta"))
+
+
 def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.Audience, int]:
     """The pk of each audience, storing those not seen before. Call under the store's
     write lock (objects.insert holds it), so two writers never race for one key."""
@@ -63,8 +70,7 @@ def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.A
     keys = sorted(by_key)
     for start in range(0, len(keys), 500):
         chunk = keys[start:start + 500]
-        for pk, k in conn.execute(sa.select(audiences.c.pk, audiences.c.key)
-                                  .where(audiences.c.key.in_(chunk))):
+        for pk, k in conn.execute(_BY_KEY, {"keys": chunk}):
             found[by_key[k]] = pk
     for k in keys:
         if by_key[k] not in found:
@@ -75,9 +81,10 @@ def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.A
 
 def count(conn: Connection, deltas: Counter) -> None:
     """Add to the stored-version counts (negative for deletions), in pk order."""
-    for pk, delta in sorted((pk, d) for pk, d in deltas.items() if pk is not None and d):
-        conn.execute(audiences.update().where(audiences.c.pk == pk)
-                     .values(objects=audiences.c.objects + delta))
+    rows = [{"_pk": pk, "delta": delta} for pk, delta in sorted(deltas.items())
+            if pk is not None and delta]
+    if rows:
+        conn.execute(_COUNT, rows)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from .schema import audit
 
 
 def record(conn: Connection, actor: str, action: str, target: str, **details) -> None:
-    conn.execute(audit.insert().values(at_us=timestamps.now_us(), actor=actor, action=action,
-                                       target=target, details=details))
+    conn.execute(audit.insert(), {"at_us": timestamps.now_us(), "actor": actor,
+                                  "action": action, "target": target, "details": details})
 
 
 def recent(conn: Connection, limit: int = 100, action: str | None = None) -> list[Row]:

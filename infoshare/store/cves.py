@@ -17,17 +17,21 @@ from sqlalchemy.engine import Connection
 
 from .schema import objects, public_cves
 
+# Built once: publish runs it under the write lock (see objects._LOCK).
+_SHARED = (sa.select(public_cves.c.cve, objects.c.id, objects.c.raw)
+           .join(objects, objects.c.id == public_cves.c.object_id)
+           .where(public_cves.c.cve.in_(sa.bindparam("cves", expanding=True)),
+                  objects.c.is_latest, objects.c.origin == "service",
+                  objects.c.tlp_rank == 0, objects.c.all_sectors,
+                  ~objects.c.has_compartments))
+
 
 def shared(conn: Connection, cves: Iterable[str]) -> dict[str, str]:
     """cve -> the id of its public vulnerability object, for those that have one."""
     wanted = sorted(set(cves))
     if not wanted:
         return {}
-    rows = conn.execute(sa.select(public_cves.c.cve, objects.c.id, objects.c.raw)
-                        .join(objects, objects.c.id == public_cves.c.object_id)
-                        .where(public_cves.c.cve.in_(wanted), objects.c.is_latest,
-                               objects.c.origin == "service", objects.c.tlp_rank == 0,
-                               objects.c.all_sectors, ~objects.c.has_compartments))
+    rows = conn.execute(_SHARED, {"cves": wanted})
     return {row.cve: row.id for row in rows if b'"revoked":true' not in row.raw}
 
 

@@ -10,12 +10,17 @@ from .. import access
 from .event_time import event_us
 from .schema import notices, objects
 
+# Built once: publish runs these under the write lock (see objects._LOCK).
+_BY_SOURCE = sa.select(notices).where(notices.c.source == sa.bindparam("source"),
+                                      notices.c.org == sa.bindparam("org"),
+                                      notices.c.source_id == sa.bindparam("source_id"))
+_UPDATE = notices.update().where(notices.c.report_id == sa.bindparam("_report_id"))
+
 
 def by_source(conn: Connection, source: str, org: str, source_id: str) -> Row | None:
     """An organisation's notice by its source_id (source_ids are per organisation)."""
-    return conn.execute(sa.select(notices).where(
-        notices.c.source == source, notices.c.org == org,
-        notices.c.source_id == source_id)).first()
+    return conn.execute(_BY_SOURCE, {"source": source, "org": org,
+                                     "source_id": source_id}).first()
 
 
 def save(conn: Connection, row: dict, exists: bool) -> None:
@@ -24,10 +29,9 @@ def save(conn: Connection, row: dict, exists: bool) -> None:
     if exists:
         values = {k: v for k, v in row.items() if k not in ("report_id", "created_us",
                                                            "published_by")}
-        conn.execute(notices.update().where(notices.c.report_id == row["report_id"])
-                     .values(**values))
+        conn.execute(_UPDATE, {**values, "_report_id": row["report_id"]})
     else:
-        conn.execute(notices.insert().values(**row))
+        conn.execute(notices.insert(), row)
 
 
 def _visible_report(principal: access.Principal):

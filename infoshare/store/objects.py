@@ -61,6 +61,20 @@ class Filters:
 
 # --- writing -----------------------------------------------------------------------------
 
+# Statements run under the write lock are built once: building one (its clauses and cache
+# key) cost about 3x executing it, and every publisher waits for the time spent there.
+_LOCK = sa.select(store_clock.c.last_us).where(store_clock.c.id == 1).with_for_update()
+_LAST, _NOW, _COUNT = store_clock.c.last_us, sa.bindparam("now"), sa.bindparam("count")
+_RESERVE = (store_clock.update().where(store_clock.c.id == 1)
+            .values(last_us=sa.case((_LAST + 1 > _NOW, _LAST + _COUNT),
+                                    else_=_NOW + _COUNT - 1))
+            .returning(store_clock.c.last_us))
+_IDS = sa.bindparam("ids", expanding=True)
+_LINEAGES = (sa.select(objects.c.origin, objects.c.id, objects.c.version_us)
+             .where(objects.c.id.in_(_IDS)).order_by(objects.c.date_added))
+_LATEST = sa.select(objects.c.id, objects.c.version_us).where(
+    objects.c.id.in_(_IDS), objects.c.origin == sa.bindparam("origin"), objects.c.is_latest)
+
 def lock(conn: Connection) -> None:
     """Take the store's write lock for the rest of the transaction (see schema.store_clock).
 
@@ -70,19 +84,14 @@ def lock(conn: Connection) -> None:
     """
     if is_sqlite(conn) or conn.info.get("locked") is conn.get_transaction():
         return
-    conn.execute(sa.select(store_clock.c.last_us).where(store_clock.c.id == 1)
-                 .with_for_update())
+    conn.execute(_LOCK)
     conn.info["locked"] = conn.get_transaction()
 
 
 def _reserve(conn: Connection, count: int) -> int:
     """The first of `count` strictly increasing date_added values (one statement: the
     clock moves to max(now, last + 1) + count - 1)."""
-    now = timestamps.now_us()
-    last = store_clock.c.last_us
-    moved = sa.case((last + 1 > now, last + count), else_=now + count - 1)
-    end = conn.execute(store_clock.update().where(store_clock.c.id == 1)
-                       .values(last_us=moved).returning(store_clock.c.last_us)).scalar()
+    end = conn.execute(_RESERVE, {"now": timestamps.now_us(), "count": count}).scalar()
     return end - count + 1
 
 
@@ -188,9 +197,7 @@ def _lineages(conn: Connection, ids: set[str]) -> dict[str, _Lineage]:
     id_list = sorted(ids)
     for start in range(0, len(id_list), _CHUNK):
         chunk = id_list[start:start + _CHUNK]
-        query = (sa.select(objects.c.origin, objects.c.id, objects.c.version_us)
-                 .where(objects.c.id.in_(chunk)).order_by(objects.c.date_added))
-        for origin, object_id, version_us in conn.execute(query):
+        for origin, object_id, version_us in conn.execute(_LINEAGES, {"ids": chunk}):
             lineage = found.setdefault(object_id, _Lineage(origin, set()))
             if lineage.origin == origin:
                 lineage.versions.add(version_us)
@@ -506,10 +513,8 @@ def latest_versions(conn: Connection, ids: Sequence[str], origin: str = "service
     found: dict[str, int] = {}
     id_list = sorted(set(ids))
     for start in range(0, len(id_list), _CHUNK):
-        for object_id, version_us in conn.execute(sa.select(
-                objects.c.id, objects.c.version_us).where(
-                objects.c.id.in_(id_list[start:start + _CHUNK]), objects.c.origin == origin,
-                objects.c.is_latest)):
+        for object_id, version_us in conn.execute(_LATEST, {
+                "ids": id_list[start:start + _CHUNK], "origin": origin}):
             found[object_id] = version_us
     return found
 
