@@ -24,7 +24,7 @@ and signs before taking it; SQLite's writers queue on a file lock, store/engine.
         [--database-url URL | --postgres] [--subscriptions N]
 
 --postgres starts Debian's PostgreSQL the way the tests do (tests/pg.py: durability off,
-so its figures are the lock's cost, not the disk's); SQLite keeps synchronous=FULL.
+so its figures are the lock's cost, not the disk's); SQLite syncs every write before answering.
 """
 
 from __future__ import annotations

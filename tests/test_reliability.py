@@ -230,14 +230,90 @@ def test_two_hosts_starting_at_once_on_a_fresh_database(own_postgres, tmp_path):
     assert all(code == 0 for code, _ in results), results
 
 
-def test_sqlite_commits_are_synced_before_they_are_acknowledged(tmp_path):
-    from infoshare.store.engine import connect_engine
+def test_sqlite_commits_are_synced_after_the_lock_and_before_they_are_acknowledged(
+        tmp_path, monkeypatch):
+    """SQLite does not sync the log inside the commit (NORMAL): write() syncs it after
+    letting go of the writers' lock, so the next writer need not wait for the disk, and
+    before it returns, so nothing is acknowledged before it is on disk."""
+    import fcntl
+    import threading
 
-    engine = connect_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    import sqlalchemy as sa
+
+    from infoshare.store import walsync
+    from infoshare.store.engine import connect_engine, write
+
+    database = tmp_path / "x.db"
+    engine = connect_engine(f"sqlite:///{database}")
+    with write(engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    syncs, real_fsync = [], os.fsync
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        probe = os.open(f"{database}-writers", os.O_RDWR)
+        try:  # another writer could take the lock while this sync runs
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            free = True
+        except BlockingIOError:
+            free = False
+        finally:
+            os.close(probe)
+        syncs.append((path, free, threading.get_ident()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(walsync.os, "fsync", fsync)
+    returned = []
+    with write(engine) as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    returned.append(len(syncs))
+    assert returned == [1] and syncs[0][0] == f"{database}-wal" and syncs[0][1], syncs
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    # A failed sync is an unavailable store (503), never an acknowledged write.
+    monkeypatch.setattr(walsync.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "EIO")))
+    with pytest.raises(sa.exc.OperationalError):
+        with write(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
     engine.dispose()
+
+
+def test_concurrent_writers_share_log_syncs_and_each_waits_for_one_after_its_commit():
+    """Threads of a process share fsyncs, but none returns before an fsync that began
+    after its own commit has finished."""
+    import threading
+
+    from infoshare.store import walsync
+
+    sync = walsync.WalSync("/nonexistent/x.db")
+    events, clock = [], threading.Lock()
+
+    def fake_fsync():
+        with clock:
+            events.append(("start", time.monotonic_ns()))
+        time.sleep(0.005)
+        with clock:
+            events.append(("end", time.monotonic_ns()))
+
+    sync._fsync = fake_fsync
+    marks = {}
+
+    def writer(n):
+        committed = time.monotonic_ns()
+        sync.synced_after_commit()
+        marks[n] = (committed, time.monotonic_ns())
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    syncs = list(zip([t for k, t in events if k == "start"], [t for k, t in events if k == "end"],
+                     strict=True))
+    assert 1 <= len(syncs) < 16, len(syncs)  # shared
+    for committed, returned in marks.values():
+        assert any(start >= committed and end <= returned for start, end in syncs)
 
 
 def test_acknowledged_writes_survive_an_aborted_file_system(tmp_path):

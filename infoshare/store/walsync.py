@@ -1,0 +1,88 @@
+"""Syncing SQLite's write-ahead log after the write lock is let go, shared by writers.
+
+With `synchronous=FULL` SQLite syncs the log inside the commit, while it holds the
+store's only write lock: about a third of the time a publish held the lock was that
+fsync, and every other writer waited for it. The store runs `synchronous=NORMAL`
+instead (the log is written at commit but not synced) and `engine.write()` calls
+`synced()` after letting go of the lock and before it returns, so no write is
+acknowledged before it is on disk, as before, while the next writer already works. A
+writer whose commit an fsync already covered (one started after that commit) returns at
+once: the threads of a process share fsyncs, and the kernel merges those of processes.
+
+What changes: a commit is visible to readers for the milliseconds between its commit and
+its sync. A power loss in that window loses it and every later commit (the log is a
+sequence, so what survives is always a prefix of what was committed), but never one
+that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import sqlalchemy as sa
+
+
+class WalSync:
+    """Group fsync of one database's log file (`<database>-wal`)."""
+
+    def __init__(self, database: str):
+        self.path = f"{database}-wal"
+        self.directory = os.path.dirname(os.path.abspath(database))
+        self.counting, self.syncing = threading.Lock(), threading.Lock()
+        self.committed = self.synced = 0  # commits counted; commits known synced
+        self.inode: int | None = None  # the log file whose directory entry was synced
+
+    def synced_after_commit(self) -> None:
+        """Return once every commit this process made so far is on disk."""
+        with self.counting:
+            self.committed += 1
+            mine = self.committed
+        with self.syncing:
+            if self.synced >= mine:
+                return  # an fsync that began after this commit covered it
+            covered = self.committed  # all counted commits are in the file already
+            self._fsync()
+            self.synced = covered
+
+    def _fsync(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            # The last connection closed and removed the log after a checkpoint, which
+            # SQLite syncs into the database file: what it held is on disk already.
+            return
+        try:
+            os.fsync(fd)
+            inode = os.fstat(fd).st_ino
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            os.close(fd)
+        if inode != self.inode:  # a new log file: its name must survive a power loss too
+            self._fsync_directory()
+            self.inode = inode
+
+    def _fsync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            os.close(fd)
+
+
+def _unavailable(exc: OSError) -> sa.exc.OperationalError:
+    """A failed sync is the store refusing writes (an I/O error, an aborted file system):
+    the caller answers 503, as it does when SQLite itself cannot write."""
+    return sa.exc.OperationalError("fsync of the write-ahead log", None, exc)
+
+
+_syncs: dict[str, WalSync] = {}
+_making = threading.Lock()
+
+
+def for_database(database: str) -> WalSync:
+    with _making:
+        return _syncs.setdefault(database, WalSync(database))
