@@ -38,6 +38,7 @@ from .store import cves as cve_store
 from .store import notices as notice_store
 from .store import objects as object_store
 from .store.engine import read, write
+from .turns import publishing
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Relay:
     feed: str = ""
 
 
+@publishing
 def ingest(engine: Engine, settings: Settings, ids: IdSpace, collection: CollectionSpec,
            submitter: access.Principal | None, received: Sequence[object],
            actor: str | None = None, sector_codes: Sequence[str] = (),
@@ -321,6 +323,7 @@ def manageable(engine: Engine, principal: access.Principal, report_id: str):
 REDO_LIMIT = 3
 
 
+@publishing
 def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
                    notice: Notice, publisher: access.Principal | None = None) -> Published:
     """Convert, sign, store and route one notice; all of its objects or none.
@@ -346,6 +349,7 @@ def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
                       REDO_LIMIT + 1)
 
 
+@publishing
 def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
                     notices: Sequence[Notice]) -> list[Published | Exception]:
     """Publish many notices (a feed's), in one transaction when all go through.

@@ -235,3 +235,45 @@ def test_clients_of_a_real_server_updating_one_bulletin(database_url, tmp_path):
         assert_one_lineage(engine)
     finally:
         engine.dispose()
+
+
+def test_a_process_publishes_at_most_two_at_once_and_a_batch_may_fall_back_inside_its_turn():
+    import threading
+    import time
+
+    from infoshare.turns import Turns
+
+    turns, inside, most, lock = Turns(2), [0], [0], threading.Lock()
+
+    @turns
+    def publish(n):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)
+        with lock:
+            inside[0] -= 1
+        if n == 3:
+            raise ValueError("a bad notice gives its turn back too")
+        return n
+
+    @turns
+    def batch():  # falls back to one publish per notice, inside its own turn
+        return [publish(n) for n in (10, 11)]
+
+    results, errors = [], []
+
+    def run(n):
+        try:
+            results.append(batch() if n == 0 else publish(n))
+        except ValueError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert most[0] == 2 and len(errors) == 1 and len(results) == 11
+    assert [10, 11] in results
