@@ -21,10 +21,9 @@ T = TypeVar("T")
 
 
 class Turns:
-    """At most `limit` threads inside at once; the others wait, woken in arrival order (one arriving just as a
-    turn ends may take it first).
-    A thread already inside goes on (a feed's batch that falls back to one publish per
-    notice)."""
+    """At most `limit` threads inside at once; the others wait, woken in arrival order
+    (one arriving just as a turn ends may take it first). A thread already inside goes on
+    (a feed's batch that falls back to one publish per notice)."""
 
     def __init__(self, limit: int):
         self.slots = threading.Semaphore(limit)

@@ -279,6 +279,31 @@ def test_sqlite_commits_are_synced_after_the_lock_and_before_they_are_acknowledg
     engine.dispose()
 
 
+def test_the_log_is_copied_into_the_database_after_commits_not_inside_one(tmp_path):
+    """SQLite's own checkpoint ran inside the commit that crossed 1000 log pages, while
+    that writer held the writers' lock (10-13 ms every hundred publishes); the store
+    checkpoints after letting go of it, every CHECKPOINT_EVERY commits of a process."""
+    from infoshare.store import walsync
+    from infoshare.store.engine import connect_engine, write
+
+    database = tmp_path / "x.db"
+    engine = connect_engine(f"sqlite:///{database}")
+    blob = os.urandom(100_000)
+    sizes = []
+    for n in range(walsync.CHECKPOINT_EVERY):
+        with write(engine) as conn:
+            if n == 0:
+                conn.exec_driver_sql("CREATE TABLE t (b BLOB)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (?)", (blob,))
+        sizes.append(database.stat().st_size)
+    # 6 MB went through the log (over SQLite's 1000-page checkpoint) and none reached
+    # the database file until the 64th commit's checkpoint.
+    assert max(sizes[:-1]) < 100_000 < 6_000_000 < sizes[-1], sizes[-3:]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == len(sizes)
+    engine.dispose()
+
+
 def test_concurrent_writers_share_log_syncs_and_each_waits_for_one_after_its_commit():
     """Threads of a process share fsyncs, but none returns before an fsync that began
     after its own commit has finished."""

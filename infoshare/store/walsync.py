@@ -17,14 +17,18 @@ that was acknowledged.
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 
 import sqlalchemy as sa
 
+CHECKPOINT_EVERY = 64  # commits of a process between its checkpoints
+
 
 class WalSync:
-    """Group fsync of one database's log file (`<database>-wal`)."""
+    """Group fsync of one database's log file (`<database>-wal`), and checkpoints."""
 
     def __init__(self, database: str):
         self.path = f"{database}-wal"
@@ -32,6 +36,17 @@ class WalSync:
         self.counting, self.syncing = threading.Lock(), threading.Lock()
         self.committed = self.synced = 0  # commits counted; commits known synced
         self.inode: int | None = None  # the log file whose directory entry was synced
+
+    def after_commit(self, dbapi_conn) -> None:
+        """Sync this commit; every CHECKPOINT_EVERY commits, also copy the log into the
+        database (a passive checkpoint: it waits for no reader or writer, and with
+        synchronous=NORMAL it syncs the log before and the database after)."""
+        self.synced_after_commit()
+        if self.committed % CHECKPOINT_EVERY == 0:
+            try:
+                dbapi_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # another process is checkpointing: next time
+                log.info("checkpoint skipped: %s", exc)
 
     def synced_after_commit(self) -> None:
         """Return once every commit this process made so far is on disk."""
@@ -79,6 +94,7 @@ def _unavailable(exc: OSError) -> sa.exc.OperationalError:
     return sa.exc.OperationalError("fsync of the write-ahead log", None, exc)
 
 
+log = logging.getLogger(__name__)
 _syncs: dict[str, WalSync] = {}
 _making = threading.Lock()
 
