@@ -4,25 +4,27 @@ Every worker waits on the one listening socket, and asyncio's own accept takes e
 connection that is waiting when it wakes. Clients keep their connections alive (TAXII
 pollers, publishers, the console), so whichever worker woke first served all of them
 on one core while the other workers idled: four publishers got one worker's rate
-(issue 12). Here each worker takes one connection per wake-up, and a worker holding k
-connections tries k x ACCEPT_DELAY_S later (at most MAX_DELAY_S): every worker is woken
-for a new connection, so the one holding the fewest takes it. A worker that is too busy
-to get to it leaves it to the others, and when they are busier it still takes it after
-its delay.
+(issue 12). Here a worker holding k connections tries k x ACCEPT_DELAY_S later (at most
+MAX_DELAY_S): every worker is woken for a new connection, so the one holding the fewest
+takes it, one per wake-up. After the longest delay a worker takes up to BATCH, so a
+partner holding many idle connections cannot slow the rate of new ones (past that many,
+connections are spread at random). A worker too
+busy to get to a connection leaves it to the others, and when they are busier it still
+takes it after its delay. An accept error never stops a worker watching its socket.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 
 from uvicorn import Server
 
 ACCEPT_DELAY_S = 0.002  # per connection this worker holds
-MAX_DELAY_S = 0.05  # a new connection waits at most this long for a less busy worker
-_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+MAX_DELAY_S = 0.01  # a new connection waits at most this long for a less busy worker
+BATCH = 8  # taken at once after the longest delay, so held connections bound no rate
+RETRY_S = 0.1  # after an accept error other than "none left" (EPERM, EPROTO, EMFILE...)
 log = logging.getLogger("uvicorn.error")
 
 
@@ -64,27 +66,28 @@ class Acceptor:
         self.loop.remove_reader(sock.fileno())
         delay = self.delay()
         if delay:
-            self.timers[sock.fileno()] = self.loop.call_later(delay, self._take, sock)
+            self.timers[sock.fileno()] = self.loop.call_later(
+                delay, self._take, sock, delay >= MAX_DELAY_S)
         else:
-            self._take(sock)
+            self._take(sock, batch=False)
 
-    def _take(self, sock: socket.socket) -> None:
+    def _take(self, sock: socket.socket, batch: bool = False) -> None:
+        """Take one connection, or up to BATCH after the longest delay (a worker holding
+        many connections still takes new ones at any rate), then watch the socket."""
         self.timers.pop(sock.fileno(), None)
         if not self.running:
             return
-        try:
-            conn, _ = sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            self._watch(sock)  # another worker took it
-            return
-        except OSError as exc:
-            if exc.errno not in _RESOURCES:
-                raise
-            log.warning("accept: %s; trying again in 1 s", exc)
-            self.timers[sock.fileno()] = self.loop.call_later(1.0, self._take, sock)
-            return
-        conn.setblocking(False)
-        self.loop.create_task(self._serve(conn))
+        for _ in range(BATCH if batch else 1):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                break  # none left: another worker took it
+            except OSError as exc:  # never stop watching: the worker would go deaf
+                log.warning("accept: %s; trying again in %g s", exc, RETRY_S)
+                self.timers[sock.fileno()] = self.loop.call_later(RETRY_S, self._take, sock)
+                return
+            conn.setblocking(False)
+            self.loop.create_task(self._serve(conn))
         self._watch(sock)
 
     async def _serve(self, conn: socket.socket) -> None:

@@ -15,18 +15,30 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+import sqlalchemy as sa
+
 IN_FLIGHT = 2  # one preparing while another holds the write lock (or waits for it)
+WAIT_S = 30.0  # as long as a writer waits for the store's lock (engine.QUEUE_WAIT_S)
 
 T = TypeVar("T")
+
+
+class Busy(sa.exc.OperationalError):
+    """No turn came in time: answered 503 with Retry-After, as a store that cannot
+    take the write."""
+
+    def __init__(self, message: str):
+        super().__init__(message, None, TimeoutError(message))
 
 
 class Turns:
     """At most `limit` threads inside at once; the others wait, woken in arrival order
     (one arriving just as a turn ends may take it first). A thread already inside goes on
-    (a feed's batch that falls back to one publish per notice)."""
+    (a feed's batch that falls back to one publish per notice). A thread that waits
+    longer than `wait_s` (two slow ingests hold both turns) gets Busy, which is 503."""
 
-    def __init__(self, limit: int):
-        self.slots = threading.Semaphore(limit)
+    def __init__(self, limit: int, wait_s: float = WAIT_S):
+        self.slots, self.wait_s = threading.Semaphore(limit), wait_s
         self.inside = threading.local()
 
     def __call__(self, function: Callable[..., T]) -> Callable[..., T]:
@@ -34,12 +46,14 @@ class Turns:
         def in_turn(*args, **kwargs) -> T:
             if getattr(self.inside, "yes", False):
                 return function(*args, **kwargs)
-            with self.slots:
-                self.inside.yes = True
-                try:
-                    return function(*args, **kwargs)
-                finally:
-                    self.inside.yes = False
+            if not self.slots.acquire(timeout=self.wait_s):
+                raise Busy(f"no turn to publish within {self.wait_s:g} s")
+            self.inside.yes = True
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.inside.yes = False
+                self.slots.release()
         return in_turn
 
 

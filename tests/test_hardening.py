@@ -238,3 +238,70 @@ def _connections_by_worker(server) -> dict[int, int]:
         counts[pid] = sum(1 for link in links if link[8:-1] in inodes and
                           link.startswith("socket:["))
     return counts
+
+
+class _Flaky(socket.socket):
+    """A listening socket whose first accept fails as a firewall or LSM can make it."""
+
+    fails = 1
+
+    def accept(self):
+        if self.fails:
+            self.fails -= 1
+            raise PermissionError(1, "Operation not permitted")
+        return super().accept()
+
+
+def _accepted_by(acceptor_args: dict, sock: socket.socket, connections: int,
+                 seconds: float) -> int:
+    """Runs an Acceptor on `sock` while `connections` clients connect; how many it took."""
+    import asyncio
+
+    from infoshare.balance import Acceptor
+
+    made = []
+
+    class Recorder(asyncio.Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        acceptor = Acceptor(loop, [sock], Recorder, **acceptor_args)
+        acceptor.start()
+        clients = [socket.create_connection(sock.getsockname(), timeout=5)
+                   for _ in range(connections)]
+        deadline = loop.time() + seconds
+        while len(made) < connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        acceptor.stop()
+        for client in clients:
+            client.close()
+        for transport in made:
+            transport.close()
+
+    asyncio.run(main())
+    return len(made)
+
+
+def _listening(kind=socket.socket) -> socket.socket:
+    sock = kind(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def test_an_accept_error_does_not_leave_the_worker_deaf():
+    with _listening(_Flaky) as sock:
+        assert _accepted_by({"held": set(), "spread": False}, sock, 3, 3) == 3
+
+
+def test_a_worker_holding_many_connections_still_takes_new_ones_quickly():
+    """A partner keeping idle connections open delays a worker's accepts (so the others
+    get new clients first), but it cannot bound how many it takes a second."""
+    held = set(range(40))  # as if 40 idle connections were held
+    with _listening() as sock:
+        started = time.monotonic()
+        assert _accepted_by({"held": held, "spread": True}, sock, 40, 5) == 40
+        assert time.monotonic() - started < 1.5  # one per 50 ms wake-up took 2 s and more

@@ -277,3 +277,63 @@ def test_a_process_publishes_at_most_two_at_once_and_a_batch_may_fall_back_insid
     assert not any(thread.is_alive() for thread in threads)
     assert most[0] == 2 and len(errors) == 1 and len(results) == 11
     assert [10, 11] in results
+
+
+def test_two_batches_at_once_each_fall_back_inside_their_own_turn():
+    """Two feeds' batches hold both turns and each publishes inside it: without
+    re-entry each would wait for a turn the other holds, for ever."""
+    import threading
+
+    from infoshare.turns import Turns
+
+    turns = Turns(2, wait_s=5)
+    started = threading.Barrier(2)
+
+    @turns
+    def publish(n):
+        return n
+
+    @turns
+    def batch(n):
+        started.wait(5)  # both turns are held from here on
+        return [publish(n), publish(n + 1)]
+
+    results = []
+    threads = [threading.Thread(target=lambda n=n: results.append(batch(n)))
+               for n in (0, 10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [[0, 1], [10, 11]]
+
+
+def test_a_publisher_that_gets_no_turn_in_time_is_told_the_service_is_busy():
+    import threading
+
+    import sqlalchemy as sa
+
+    from infoshare import publish
+    from infoshare.turns import Busy, Turns
+
+    turns, holding, release = Turns(1, wait_s=0.2), threading.Event(), threading.Event()
+
+    @turns
+    def slow():
+        holding.set()
+        release.wait(5)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    holding.wait(5)
+    try:
+        with pytest.raises(Busy) as caught:
+            turns(lambda: None)()
+        assert isinstance(caught.value, sa.exc.OperationalError)  # answered 503
+    finally:
+        release.set()
+        thread.join(5)
+    # The real entries of the write path take turns.
+    for entry in (publish.publish_notice, publish.publish_notices, publish.ingest):
+        assert entry.__wrapped__ is not entry
+        assert entry.__code__.co_name == "in_turn"

@@ -304,6 +304,51 @@ def test_the_log_is_copied_into_the_database_after_commits_not_inside_one(tmp_pa
     engine.dispose()
 
 
+def test_a_database_reached_through_a_symlink_has_its_real_log_synced(tmp_path, monkeypatch):
+    """SQLite keeps the log beside the real file: syncing `<link>-wal` found nothing and
+    acknowledged commits that were never synced."""
+    from infoshare.store import walsync
+    from infoshare.store.engine import connect_engine, write
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link.db").symlink_to(tmp_path / "real" / "x.db")
+    engine = connect_engine(f"sqlite:///{tmp_path / 'link.db'}")
+    synced, real_fsync = [], os.fsync
+    monkeypatch.setattr(walsync.os, "fsync",
+                        lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                    real_fsync(fd))[1])
+    with write(engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    assert str(tmp_path / "real" / "x.db-wal") in synced, synced
+    engine.dispose()
+
+
+def test_after_a_failed_sync_the_process_takes_no_more_writes(tmp_path, monkeypatch):
+    """Linux reports a failed write-back once, so a later fsync may succeed over pages it
+    dropped: the process refuses writes (503) until restarted, as PostgreSQL does."""
+    import sqlalchemy as sa
+
+    from infoshare.store import walsync
+    from infoshare.store.engine import connect_engine, write
+
+    engine = connect_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with write(engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    real_fsync, fail = os.fsync, [True]
+
+    def fsync(fd):
+        if fail.pop() if fail else False:
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(walsync.os, "fsync", fsync)
+    for _ in range(2):  # the second sync would succeed: the write is refused all the same
+        with pytest.raises(sa.exc.OperationalError):
+            with write(engine) as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    engine.dispose()
+
+
 def test_concurrent_writers_share_log_syncs_and_each_waits_for_one_after_its_commit():
     """Threads of a process share fsyncs, but none returns before an fsync that began
     after its own commit has finished."""

@@ -81,8 +81,8 @@ def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.A
 
 def count(conn: Connection, deltas: Counter) -> None:
     """Add to the stored-version counts (negative for deletions), in pk order."""
-    rows = [{"_pk": pk, "delta": delta} for pk, delta in sorted(deltas.items())
-            if pk is not None and delta]
+    rows = [{"_pk": pk, "delta": delta} for pk, delta in sorted(
+        (pk, d) for pk, d in deltas.items() if pk is not None and d)]
     if rows:
         conn.execute(_COUNT, rows)
 
