@@ -14,8 +14,10 @@ With --concurrent it starts the real server (`infoshare serve`, --workers 2) on 
 loopback port over a throwaway data directory, and drives it with 1, 4 and 16 HTTP
 clients at once, each POSTing typical bulletins to /api/v1/bulletins with a publisher's
 API key for --seconds (at most --max-per-client each). Per client count it prints
-bulletins/s, p50/p99 latency, the server's CPU per bulletin and how busy the machine's
-cores were during the run (near 1.0 the run was short of CPU, whatever the lock does), and
+bulletins/s, p50/p99 latency, the server's CPU per bulletin (with --postgres, also the
+PostgreSQL server's), and how busy the machine's cores were during the run (near 1.0 the
+run was short of CPU, whatever the lock does; busier than the server, PostgreSQL and
+the clients account for, another tenant of the machine took CPU), and
 the ratio of 4 clients' rate to one client's, the peer measured in the same run. What
 it measures: how much of a publish holds the store's one write lock (publish.py converts
 and signs before taking it; SQLite's writers queue on a file lock, store/engine.py).
@@ -229,7 +231,8 @@ def _run_all(posters: list[Poster], deadline: float, cap: int) -> None:
         raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
 
 
-def drive(server, key: str, clients: int, seconds: float, cap: int, first: int) -> dict:
+def drive(server, key: str, clients: int, seconds: float, cap: int, first: int,
+          database_pid: int | None = None) -> dict:
     """`clients` posters at once; each first warms up with two posts (its connection,
     the key check), then all post for `seconds` (at most `cap` each). Besides rate and
     latency: the server's CPU per bulletin, and how busy the machine's cores were (near
@@ -238,9 +241,11 @@ def drive(server, key: str, clients: int, seconds: float, cap: int, first: int) 
     try:
         _run_all(posters, time.perf_counter() + 60, 2)
         cpu0, machine0 = server_cpu_seconds(server.process.pid), machine_ticks()
+        db0 = server_cpu_seconds(database_pid) if database_pid else 0.0
         started = time.perf_counter()
         _run_all(posters, started + seconds, cap)
         elapsed = time.perf_counter() - started
+        db = server_cpu_seconds(database_pid) - db0 if database_pid else None
         cpu, machine = (server_cpu_seconds(server.process.pid) - cpu0,
                         [b - a for a, b in zip(machine0, machine_ticks(), strict=True)])
     finally:
@@ -252,6 +257,8 @@ def drive(server, key: str, clients: int, seconds: float, cap: int, first: int) 
             "p50_ms": percentile(samples, 0.50), "p99_ms": percentile(samples, 0.99),
             "max_ms": round(samples[-1], 1),
             "server_cpu_ms_per_bulletin": round(cpu * 1000 / max(1, len(samples)), 2),
+            **({"postgres_cpu_ms_per_bulletin": round(db * 1000 / max(1, len(samples)), 2)}
+               if db is not None else {}),
             "machine_busy_share": round(machine[0] / max(1, machine[1]), 3)}
 
 
@@ -296,6 +303,7 @@ def concurrent(args) -> dict:
         for n, clients in enumerate(args.clients):
             log(f"{clients} client(s) for {args.seconds} s")
             runs.append(drive(server, key, clients, args.seconds, args.max_per_client,
+                              database_pid=_postmaster(postgres),
                               first=n * 10_000_000))
         return _concurrent_summary(runs, args, "postgresql" if url else "sqlite")
     finally:
@@ -326,6 +334,13 @@ def analysed(server, key: str, url: str) -> None:
             conn.exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
+
+
+def _postmaster(postgres) -> int | None:
+    """The PostgreSQL server's pid (its backends are its children), when we started it."""
+    if postgres is None:
+        return None
+    return int((postgres.data / "postmaster.pid").read_text().split()[0])
 
 
 def _start_postgres():
