@@ -8,9 +8,9 @@ on one core while the other workers idled: four publishers got one worker's rate
 MAX_DELAY_S): every worker is woken for a new connection, so the one holding the fewest
 takes it, one per wake-up. After the longest delay a worker takes up to BATCH, so a
 partner holding many idle connections cannot slow the rate of new ones (past that many,
-connections are spread at random). A worker too
-busy to get to a connection leaves it to the others, and when they are busier it still
-takes it after its delay. An accept error never stops a worker watching its socket.
+connections are spread at random). A worker too busy to get to a connection leaves it
+to the others, and when they are busier it still takes it after its delay. An accept
+error never stops a worker watching its socket.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ log = logging.getLogger("uvicorn.error")
 
 
 class Acceptor:
-    """Accepts one connection at a time on shared listening sockets, later the more
-    connections (`held`) this worker has, and hands each to the loop as a transport."""
+    """Accepts connections on shared listening sockets, later the more connections
+    (`held`) this worker has, and hands each to the loop as a transport."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sockets, factory, held, *,
                  spread: bool = True, ssl=None):
