@@ -48,8 +48,7 @@ from taxii_poll import (  # noqa: E402  (bench scripts share their server helper
     _children,
     peak_rss_mib,
     service_env,
-    start_server,
-    stop_server,
+    serving,
 )
 
 TAXII = "application/taxii+json;version=2.1"
@@ -151,34 +150,32 @@ def _none_failed(response, batch) -> None:
 def bench_infoshare(args, batches) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="infoshare-bench-ingest-"))
     env = service_env(data_dir)
-    server = None
     try:
-        server = start_server(env, 1, data_dir)
-        result = subprocess.run(
-            [str(BIN / "infoshare"), "principals", "add", "bench", "--org", "Bench",
-             "--tier", "trusted", "--all-sectors", "--role", "publisher"],
-            env=env, capture_output=True, text=True, timeout=120, check=True)
-        key = json.loads(result.stdout)["api_key"]
-        url = f"{server.base}/taxii2/infoshare/collections/{SUBMISSIONS}/objects/"
-        headers = {"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {key}"}
-        warm = envelopes(args.envelope, args.envelope, seed=-1)
-        post_all(url, warm, headers, check_body=_all_stored)  # imports, caches, key check
-        log(f"infoshare: POSTing {args.objects} indicators in envelopes of {args.envelope}")
-        cpu0 = cpu_seconds(server.process.pid)
-        seconds = post_all(url, batches, headers, check_body=_all_stored)
-        cpu = cpu_seconds(server.process.pid) - cpu0
-        return {"objects": args.objects, "envelope": args.envelope, "workers": 1,
-                "seconds": round(seconds, 3), "objects_per_s": round(args.objects / seconds, 1),
-                "server_cpu_s_per_object": round(cpu / args.objects, 6),
-                "server_peak_rss_mib": peak_rss_mib(server.process.pid)}
-    except Exception:
-        if server is not None and server.log_path.exists():
-            log("server log tail:\n" + server.log_path.read_text()[-3000:])
-        raise
+        with serving(env, 1, data_dir, log) as server:
+            return _post_to(server, env, args, batches)
     finally:
-        if server is not None:
-            stop_server(server)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _post_to(server, env, args, batches) -> dict:
+    """The POST rate, with the server's CPU per object and peak memory."""
+    result = subprocess.run(
+        [str(BIN / "infoshare"), "principals", "add", "bench", "--org", "Bench",
+         "--tier", "trusted", "--all-sectors", "--role", "publisher"],
+        env=env, capture_output=True, text=True, timeout=120, check=True)
+    key = json.loads(result.stdout)["api_key"]
+    url = f"{server.base}/taxii2/infoshare/collections/{SUBMISSIONS}/objects/"
+    headers = {"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {key}"}
+    warm = envelopes(args.envelope, args.envelope, seed=-1)
+    post_all(url, warm, headers, check_body=_all_stored)  # imports, caches, key check
+    log(f"infoshare: POSTing {args.objects} indicators in envelopes of {args.envelope}")
+    cpu0 = cpu_seconds(server.process.pid)
+    seconds = post_all(url, batches, headers, check_body=_all_stored)
+    cpu = cpu_seconds(server.process.pid) - cpu0
+    return {"objects": args.objects, "envelope": args.envelope, "workers": 1,
+            "seconds": round(seconds, 3), "objects_per_s": round(args.objects / seconds, 1),
+            "server_cpu_s_per_object": round(cpu / args.objects, 6),
+            "server_peak_rss_mib": peak_rss_mib(server.process.pid)}
 
 
 # --- infoshare import: the same objects from a file --------------------------------------

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import requests
 import taxii_poll as poll
 
 from infoshare import access, sectors, timestamps
@@ -215,7 +214,7 @@ def run(n: int, args) -> dict:
     """Build the store, serve it, measure every reader; always clean up."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"infoshare-narrow-{n}-"))
     env = poll.service_env(data_dir)
-    engine = server = None
+    engine = None
     try:
         engine = connect_engine(f"sqlite:///{data_dir / 'infoshare.db'}")
         migrate.upgrade(engine)
@@ -225,16 +224,10 @@ def run(n: int, args) -> dict:
         engine.dispose()
         engine = None
         poll.log(f"narrow N={n}: {figures['load_objects_per_s']} objects/s; serving")
-        server = poll.start_server(env, args.workers, data_dir)
-        return {"objects": n, **figures, "limit": args.limit,
-                "readers": measure(server, keys, added, args)}
-    except (requests.RequestException, RuntimeError):
-        if server is not None and server.log_path.exists():
-            poll.log("server log tail:\n" + server.log_path.read_text()[-3000:])
-        raise
+        with poll.serving(env, args.workers, data_dir) as server:
+            return {"objects": n, **figures, "limit": args.limit,
+                    "readers": measure(server, keys, added, args)}
     finally:
-        if server is not None:
-            poll.stop_server(server)
         if engine is not None:
             engine.dispose()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -64,8 +64,7 @@ from taxii_poll import (  # noqa: E402  (bench scripts share their server helper
     BIN,
     _children,
     service_env,
-    start_server,
-    stop_server,
+    serving,
 )
 
 TIERS = Tiers(DEFAULT_TIERS)
@@ -286,7 +285,7 @@ def machine_ticks() -> tuple[int, int]:
 def concurrent(args) -> dict:
     """Serve a throwaway data directory and drive it with each client count in turn."""
     data_dir = Path(tempfile.mkdtemp(prefix="infoshare-bench-publish-"))
-    postgres = server = None
+    postgres = None
     try:
         url = args.database_url
         if args.postgres:
@@ -294,21 +293,10 @@ def concurrent(args) -> dict:
             url = postgres.new_database()
         env = {**service_env(data_dir), "INFOSHARE_DATABASE_URL": url}
         log(f"starting the server ({args.workers} workers, {'postgresql' if url else 'sqlite'})")
-        server = start_server(env, args.workers, data_dir)
-        key = add_publisher(env)
-        add_subscriptions(server.base, key, args.subscriptions)
-        if url.startswith("postgresql"):
-            analysed(server, key, url)
-        runs = []
-        for n, clients in enumerate(args.clients):
-            log(f"{clients} client(s) for {args.seconds} s")
-            runs.append(drive(server, key, clients, args.seconds, args.max_per_client,
-                              database_pid=_postmaster(postgres),
-                              first=n * 10_000_000))
+        with serving(env, args.workers, data_dir, log) as server:
+            runs = _drive_each(server, env, url, args, postgres)
         return _concurrent_summary(runs, args, "postgresql" if url else "sqlite")
     finally:
-        if server is not None:
-            stop_server(server)
         if postgres is not None:
             postgres.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -336,11 +324,19 @@ def analysed(server, key: str, url: str) -> None:
         engine.dispose()
 
 
-def _postmaster(postgres) -> int | None:
-    """The PostgreSQL server's pid (its backends are its children), when we started it."""
-    if postgres is None:
-        return None
-    return int((postgres.data / "postmaster.pid").read_text().split()[0])
+def _drive_each(server, env, url: str, args, postgres) -> list[dict]:
+    """Each client count in turn, after the publisher, subscriptions and statistics."""
+    key = add_publisher(env)
+    add_subscriptions(server.base, key, args.subscriptions)
+    if url.startswith("postgresql"):
+        analysed(server, key, url)
+    database_pid = postgres.postmaster_pid() if postgres is not None else None
+    runs = []
+    for n, clients in enumerate(args.clients):
+        log(f"{clients} client(s) for {args.seconds} s")
+        runs.append(drive(server, key, clients, args.seconds, args.max_per_client,
+                          first=n * 10_000_000, database_pid=database_pid))
+    return runs
 
 
 def _start_postgres():

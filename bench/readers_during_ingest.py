@@ -37,8 +37,7 @@ from taxii_poll import (  # noqa: E402
     peak_rss_mib,
     percentiles,
     service_env,
-    start_server,
-    stop_server,
+    serving,
 )
 
 MODES = {"synchronous (before)": str(1024**3), "background (default)": None}
@@ -150,29 +149,27 @@ def run_mode(args, name: str, background_bytes: str | None, bodies: list[bytes])
     env = service_env(data_dir)
     if background_bytes is not None:
         env["INFOSHARE_TAXII_BACKGROUND_BYTES"] = background_bytes
-    server = None
     try:
-        server = start_server(env, 2, data_dir)
-        writer = add_principal(env, "partner", "trusted")
-        reader = add_principal(env, "reader", "member")
-        seed = [json.dumps({"objects": batch}).encode()
-                for batch in envelopes(args.seed_objects, 1000, seed=7)]
-        post_and_wait(server.base, writer, seed, 600)
-        readers = Readers(server.base, reader, args.readers, args.interval)
-        log(f"{name}: quiet baseline, {args.baseline_s} s")
-        quiet = readers.measure(lambda: time.sleep(args.baseline_s))
-        log(f"{name}: {len(bodies)} partners POST {len(bodies[0]) / 2**20:.1f} MiB each")
-        busy = readers.measure(lambda: post_and_wait(server.base, writer, bodies, 900))
-        return {"mode": name, "quiet": quiet, "while_posting": busy,
-                "server_peak_rss_mib": peak_rss_mib(server.process.pid)}
-    except Exception:
-        if server is not None and server.log_path.exists():
-            log("server log tail:\n" + server.log_path.read_text()[-3000:])
-        raise
+        with serving(env, 2, data_dir, log) as server:
+            return _measure_mode(args, name, env, server, bodies)
     finally:
-        if server is not None:
-            stop_server(server)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _measure_mode(args, name: str, env, server, bodies: list[bytes]) -> dict:
+    """The quiet baseline, then readers while the partners POST."""
+    writer = add_principal(env, "partner", "trusted")
+    reader = add_principal(env, "reader", "member")
+    seed = [json.dumps({"objects": batch}).encode()
+            for batch in envelopes(args.seed_objects, 1000, seed=7)]
+    post_and_wait(server.base, writer, seed, 600)
+    readers = Readers(server.base, reader, args.readers, args.interval)
+    log(f"{name}: quiet baseline, {args.baseline_s} s")
+    quiet = readers.measure(lambda: time.sleep(args.baseline_s))
+    log(f"{name}: {len(bodies)} partners POST {len(bodies[0]) / 2**20:.1f} MiB each")
+    busy = readers.measure(lambda: post_and_wait(server.base, writer, bodies, 900))
+    return {"mode": name, "quiet": quiet, "while_posting": busy,
+            "server_peak_rss_mib": peak_rss_mib(server.process.pid)}
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,6 +222,22 @@ def start_server(env: dict[str, str], workers: int, data_dir: Path) -> Server:
         time.sleep(0.1)
     stop_server(server)
     raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()[-3000:]}")
+
+
+@contextmanager
+def serving(env: dict[str, str], workers: int, data_dir: Path,
+            say: Callable[[str], None] = log) -> Iterator[Server]:
+    """A started server for the block; if the block fails, the tail of the server's log
+    is printed first (what the benchmark cannot say); the server is stopped after."""
+    server = start_server(env, workers, data_dir)
+    try:
+        yield server
+    except Exception:
+        if server.log_path.exists():
+            say("server log tail:\n" + server.log_path.read_text()[-3000:])
+        raise
+    finally:
+        stop_server(server)
 
 
 def stop_server(server: Server) -> None:
@@ -442,6 +460,19 @@ def latency(client: Client, token: str | None, repeat: int) -> dict:
     return percentiles(samples)
 
 
+def _with_pollers(server: Server, api_key: str, n: int, args) -> dict:
+    """Concurrent pollers' figures, with the server's (and PostgreSQL's) memory."""
+    log(f"N={n}: {args.pollers} concurrent pollers, each a whole pass")
+    database = [args.postgres.postmaster_pid()] if args.postgres else []
+    with MemorySampler([server.process.pid]) as ours, MemorySampler(database) as pg:
+        result = {"concurrent": concurrent_pollers(server, api_key, n, args)}
+    result["server_peak_rss_mib_with_pollers"] = peak_rss_mib(server.process.pid)
+    result.update(ours.figures("server_with_pollers"))
+    if args.postgres:
+        result.update(pg.figures("postgresql_with_pollers"))
+    return result
+
+
 def measure(server: Server, api_key: str, n: int, args) -> dict:
     """All the client-side figures for one running server."""
     client = Client(server.base, api_key, args.limit)
@@ -471,7 +502,7 @@ def run_size(n: int, args) -> dict:
     env = service_env(data_dir)
     url = args.postgres.new_database() if args.postgres else ""
     env["INFOSHARE_DATABASE_URL"] = url
-    engine = server = None
+    engine = None
     try:
         engine = connect_engine(url or f"sqlite:///{data_dir / 'infoshare.db'}")
         migrate.upgrade(engine)
@@ -484,26 +515,13 @@ def run_size(n: int, args) -> dict:
             result["db_mib"] = round(sum(p.stat().st_size
                                          for p in data_dir.glob("infoshare.db*")) / 2**20, 1)
         log(f"N={n}: {result['load_objects_per_s']} objects/s loaded; starting server")
-        server = start_server(env, args.workers, data_dir)
-        result.update(measure(server, api_key, n, args))
-        result["server_peak_rss_mib"] = peak_rss_mib(server.process.pid)
-        if args.pollers:
-            log(f"N={n}: {args.pollers} concurrent pollers, each a whole pass")
-            database = [args.postgres.postmaster_pid()] if args.postgres else []
-            with MemorySampler([server.process.pid]) as ours, MemorySampler(database) as pg:
-                result["concurrent"] = concurrent_pollers(server, api_key, n, args)
-            result["server_peak_rss_mib_with_pollers"] = peak_rss_mib(server.process.pid)
-            result.update(ours.figures("server_with_pollers"))
-            if args.postgres:
-                result.update(pg.figures("postgresql_with_pollers"))
+        with serving(env, args.workers, data_dir) as server:
+            result.update(measure(server, api_key, n, args))
+            result["server_peak_rss_mib"] = peak_rss_mib(server.process.pid)
+            if args.pollers:
+                result.update(_with_pollers(server, api_key, n, args))
         return result
-    except Exception:
-        if server is not None and server.log_path.exists():
-            log("server log tail:\n" + server.log_path.read_text()[-3000:])
-        raise
     finally:
-        if server is not None:
-            stop_server(server)
         if engine is not None:
             engine.dispose()
         shutil.rmtree(data_dir, ignore_errors=True)
