@@ -47,12 +47,19 @@ def _row(audience: access.Audience) -> dict:
             "recipient_principals": sorted(audience.recipient_principals), "objects": 0}
 
 
-def _audience(row) -> access.Audience:
+def from_columns(tlp_rank: int, all_sectors: bool, sector_mask: int, compartments=(),
+                 orgs=(), names=()) -> access.Audience:
+    """An audience from the columns the store keeps it in (a TLP rank, not a name), for an
+    audiences row or an object version's own columns and child rows alike."""
     return access.Audience(
-        tlp=tiers.TLP_LEVELS[row.tlp_rank], all_sectors=row.all_sectors,
-        sector_mask=row.sector_mask, compartments=frozenset(row.compartments),
-        recipient_orgs=frozenset(row.recipient_orgs),
-        recipient_principals=frozenset(row.recipient_principals))
+        tlp=tiers.TLP_LEVELS[tlp_rank], all_sectors=all_sectors, sector_mask=sector_mask,
+        compartments=frozenset(compartments), recipient_orgs=frozenset(orgs),
+        recipient_principals=frozenset(names))
+
+
+def _audience(row) -> access.Audience:
+    return from_columns(row.tlp_rank, row.all_sectors, row.sector_mask, row.compartments,
+                        row.recipient_orgs, row.recipient_principals)
 
 
 # Built once: objects.insert runs them under the write lock (see objects._LOCK).

@@ -95,12 +95,12 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
 def write(engine: Engine) -> Iterator[Connection]:
     """A write transaction: commits on success, rolls back on any exception; on a
     SQLite file it returns once the commit is on disk (walsync.py)."""
+    database = _file(engine)
     with engine.connect() as conn:
-        with _writers_queue(engine):
+        with _writers_queue(database):
             conn.info["write"] = True
             with conn.begin():
                 yield conn
-        database = _file(engine)
         if database:  # after the lock is let go: the next writer need not wait for the disk
             walsync.for_database(database).after_commit(conn.connection.driver_connection)
 
@@ -111,8 +111,8 @@ def _file(engine: Engine) -> str | None:
 
 
 @contextmanager
-def _writers_queue(engine: Engine) -> Iterator[None]:
-    """On a SQLite file, queue for the write lock before BEGIN IMMEDIATE: SQLite's own
+def _writers_queue(database: str | None) -> Iterator[None]:
+    """On a SQLite file (`database`), queue for the write lock before BEGIN IMMEDIATE: SQLite's own
     wait polls with sleeps of up to 100 ms, so a writer that keeps missing the lock starves
     (seconds at 16 publishers) while the lock sits idle. A process's writers queue on a
     lock of their own, which wakes the next one when it is let go; the one at its head
@@ -121,7 +121,6 @@ def _writers_queue(engine: Engine) -> Iterator[None]:
     does (then BEGIN IMMEDIATE fails, and the request gets 503): a writer that hangs must
     not hang the others for ever. Writers that do not use the file lock (the sqlite3
     shell) are still kept out by SQLite itself."""
-    database = _file(engine)
     fd = _open_queue(database) if not getattr(_queued, "held", False) else None
     if fd is None:  # not a file, or a nested write (it fails after busy_timeout as before)
         yield

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import access, tiers, timestamps
+from .. import access, timestamps
 from ..stix.ids import LEGACY_NAMESPACE
 from . import audiences as audience_store
 from . import objects as object_store
@@ -263,8 +263,9 @@ def _set_plain_audiences(conn: Connection, plain) -> None:
                                     objects.c.sector_mask).where(plain).distinct()).all()
     if not groups:
         return
-    found = audience_store.intern(conn, [_audience(g.tlp_rank, g.all_sectors, g.sector_mask)
-                                         for g in groups])
+    of = {g: audience_store.from_columns(g.tlp_rank, g.all_sectors, g.sector_mask)
+          for g in groups}
+    found = audience_store.intern(conn, of.values())
     scratch = sa.MetaData()
     mapping = sa.Table("audience_map", scratch, sa.Column("tlp_rank", sa.SmallInteger),
                        sa.Column("all_sectors", sa.Boolean), sa.Column("sector_mask",
@@ -273,7 +274,7 @@ def _set_plain_audiences(conn: Connection, plain) -> None:
     mapping.create(conn)
     conn.execute(mapping.insert(), [
         {"tlp_rank": g.tlp_rank, "all_sectors": g.all_sectors, "sector_mask": g.sector_mask,
-         "audience_pk": found[_audience(g.tlp_rank, g.all_sectors, g.sector_mask)]}
+         "audience_pk": found[of[g]]}
         for g in groups])
     conn.execute(objects.update().where(plain).values(audience_pk=sa.select(
         mapping.c.audience_pk).where(mapping.c.tlp_rank == objects.c.tlp_rank,
@@ -293,20 +294,13 @@ def _set_named_audiences(conn: Connection) -> None:
         by_pk = {}
         for r in chunk:
             comps, orgs, names = named.get(r.pk, (set(), set(), set()))
-            by_pk[r.pk] = access.Audience(
-                tlp=tiers.TLP_LEVELS[r.tlp_rank], all_sectors=r.all_sectors,
-                sector_mask=r.sector_mask,
-                compartments=frozenset(comps if r.has_compartments else ()),
-                recipient_orgs=frozenset(orgs), recipient_principals=frozenset(names))
+            by_pk[r.pk] = audience_store.from_columns(
+                r.tlp_rank, r.all_sectors, r.sector_mask,
+                comps if r.has_compartments else (), orgs, names)
         found = audience_store.intern(conn, by_pk.values())
         for audience, pk in found.items():
             conn.execute(objects.update().values(audience_pk=pk).where(
                 objects.c.pk.in_([p for p, a in by_pk.items() if a == audience])))
-
-
-def _audience(tlp_rank: int, all_sectors: bool, sector_mask: int) -> access.Audience:
-    return access.Audience(tlp=tiers.TLP_LEVELS[tlp_rank], all_sectors=all_sectors,
-                           sector_mask=sector_mask)
 
 
 MIGRATIONS = (_initial, _add_missing_tables, _partial_latest_index, _object_origin,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from .. import access, sectors, tiers, timestamps
+from .. import access, sectors, timestamps
 from ..settings import CollectionSpec
 from ..signing import canonical
 from . import audiences, closure, keyset
@@ -74,6 +74,7 @@ _LINEAGES = (sa.select(objects.c.origin, objects.c.id, objects.c.version_us)
              .where(objects.c.id.in_(_IDS)).order_by(objects.c.date_added))
 _LATEST = sa.select(objects.c.id, objects.c.version_us).where(
     objects.c.id.in_(_IDS), objects.c.origin == sa.bindparam("origin"), objects.c.is_latest)
+
 
 def lock(conn: Connection) -> None:
     """Take the store's write lock for the rest of the transaction (see schema.store_clock).
@@ -288,12 +289,13 @@ def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     """
     if not pks:
         return 0
+    columns = [objects.c.id, objects.c.origin, objects.c.date_added]
     if counted:
-        gone = Counter(conn.execute(sa.select(objects.c.audience_pk)
-                                    .where(objects.c.pk.in_(pks))).scalars())
+        columns.append(objects.c.audience_pk)
+    doomed = list(conn.execute(sa.select(*columns).where(objects.c.pk.in_(pks))))
+    if counted:
+        gone = Counter(r.audience_pk for r in doomed)
         audiences.count(conn, Counter({pk: -n for pk, n in gone.items()}))
-    doomed = list(conn.execute(sa.select(objects.c.id, objects.c.origin, objects.c.date_added)
-                               .where(objects.c.pk.in_(pks))))
     lineages = sorted({(r.origin, r.id) for r in doomed})
     for table in (object_compartments, object_recipients):
         conn.execute(table.delete().where(table.c.object_pk.in_(pks)))
@@ -534,10 +536,8 @@ def latest_stored(conn: Connection, ids: Sequence[str], origin: str = "service"
         named = _named_audience(conn, [row.pk for row in rows])
         for row in rows:
             compartments, orgs, names = named.get(row.pk, (set(), set(), set()))
-            found[row.id] = Stored(row.raw, access.Audience(
-                tlp=tiers.TLP_LEVELS[row.tlp_rank], all_sectors=row.all_sectors,
-                sector_mask=row.sector_mask, compartments=frozenset(compartments),
-                recipient_orgs=frozenset(orgs), recipient_principals=frozenset(names)),
+            found[row.id] = Stored(row.raw, audiences.from_columns(
+                row.tlp_rank, row.all_sectors, row.sector_mask, compartments, orgs, names),
                 row.version_us)
     return found
 
