@@ -45,7 +45,7 @@ from infoshare.stix.validate import InvalidObject, check
 sys.path.insert(0, str(Path(__file__).parent))
 from taxii_poll import (  # noqa: E402  (bench scripts share their server helpers)
     BIN,
-    _children,
+    cpu_seconds,
     peak_rss_mib,
     service_env,
     serving,
@@ -99,21 +99,6 @@ def envelopes(count: int, size: int, seed: int, pattern=value_pattern) -> list[l
 
 
 # --- process figures -----------------------------------------------------------------------
-
-def cpu_seconds(root_pid: int) -> float:
-    """utime + stime of the process tree, from /proc (children that exited are not counted:
-    a server's workers live as long as the benchmark)."""
-    ticks, pids = 0, [root_pid]
-    while pids:
-        pid = pids.pop()
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError):
-            pass
-        pids += _children(pid)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
 
 def post_all(url: str, batches: list[list[dict]], headers: dict, accepted=(202,),
              check_body=None) -> float:

@@ -149,18 +149,6 @@ class Reading(poll.Client):
         return response.content
 
 
-def _cpu_ticks(pids: list[int]) -> int:
-    """utime + stime of the server's workers, in clock ticks (/proc/PID/stat)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total
-
-
 def measure(server, keys: dict[str, str], added: dict[str, list[int]], args) -> dict:
     """Every reader's first and deep page, `repeat` rounds, the readers interleaved in each
     round so that a busy machine weighs on all of them alike; wall p50 per page, and the
@@ -182,11 +170,11 @@ def measure(server, keys: dict[str, str], added: dict[str, list[int]], args) -> 
         poll.log(f"  {len(pages)} pages x{args.repeat}, interleaved")
         for _ in range(args.repeat):
             for (variant, page), after in pages.items():
-                cpu = _cpu_ticks(workers)
+                cpu = poll.cpu_ticks(workers)
                 t0 = time.perf_counter()
                 clients[variant].page(after)
                 samples[(variant, page)].append((time.perf_counter() - t0) * 1000)
-                ticks[(variant, page)] += _cpu_ticks(workers) - cpu
+                ticks[(variant, page)] += poll.cpu_ticks(workers) - cpu
     finally:
         for client in clients.values():
             client.close()

@@ -62,7 +62,7 @@ from infoshare.tiers import DEFAULT_TIERS, Tiers
 sys.path.insert(0, str(Path(__file__).parent))
 from taxii_poll import (  # noqa: E402  (bench scripts share their server helpers)
     BIN,
-    _children,
+    cpu_seconds,
     service_env,
     serving,
 )
@@ -239,13 +239,13 @@ def drive(server, key: str, clients: int, seconds: float, cap: int, first: int,
     posters = [Poster(server.base, key, first + n * 100_000) for n in range(clients)]
     try:
         _run_all(posters, time.perf_counter() + 60, 2)
-        cpu0, machine0 = server_cpu_seconds(server.process.pid), machine_ticks()
-        db0 = server_cpu_seconds(database_pid) if database_pid else 0.0
+        cpu0, machine0 = cpu_seconds(server.process.pid), machine_ticks()
+        db0 = cpu_seconds(database_pid) if database_pid else 0.0
         started = time.perf_counter()
         _run_all(posters, started + seconds, cap)
         elapsed = time.perf_counter() - started
-        db = server_cpu_seconds(database_pid) - db0 if database_pid else None
-        cpu, machine = (server_cpu_seconds(server.process.pid) - cpu0,
+        db = cpu_seconds(database_pid) - db0 if database_pid else None
+        cpu, machine = (cpu_seconds(server.process.pid) - cpu0,
                         [b - a for a, b in zip(machine0, machine_ticks(), strict=True)])
     finally:
         for poster in posters:
@@ -259,20 +259,6 @@ def drive(server, key: str, clients: int, seconds: float, cap: int, first: int,
             **({"postgres_cpu_ms_per_bulletin": round(db * 1000 / max(1, len(samples)), 2)}
                if db is not None else {}),
             "machine_busy_share": round(machine[0] / max(1, machine[1]), 3)}
-
-
-def server_cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of the server's process tree (master and workers), from /proc."""
-    pids, ticks = [root_pid], 0
-    while pids:
-        pid = pids.pop()
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except OSError:
-            continue
-        pids += _children(pid)
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine_ticks() -> tuple[int, int]:

@@ -262,24 +262,27 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _vm_hwm_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def peak_rss_mib(root_pid: int) -> float:
     """Sum of VmHWM over the server's process tree (master and workers)."""
-    pids, total = [root_pid], 0
-    while pids:
-        pid = pids.pop()
-        total += _vm_hwm_kib(pid)
-        pids += _children(pid)
-    return round(total / 1024, 1)
+    return round(sum(_status_kib(pid, "VmHWM:") for pid in _tree(root_pid)) / 1024, 1)
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    """utime + stime of these processes, in clock ticks (/proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            continue
+    return total
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process tree (a server: master and workers) so far;
+    children that exited are not counted: a server's workers live as long as the bench."""
+    return cpu_ticks(_tree(root_pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def _tree(root_pid: int) -> list[int]:
