@@ -25,6 +25,18 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("postgres").new_database()
 
 
+@pytest.fixture
+def engine(database_url):
+    """A fresh store on each backend, at the current schema."""
+    from infoshare.store import migrate
+    from infoshare.store.engine import connect_engine
+
+    engine = connect_engine(database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One headless Debian chromium per test module (tests/browser.py)."""

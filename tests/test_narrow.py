@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infoshare import access, sectors, tiers
 from infoshare.settings import CollectionSpec
-from infoshare.store import audiences, keyset, migrate, read, write
+from infoshare.store import audiences, keyset, read, write
 from infoshare.store import objects as store
-from infoshare.store.engine import connect_engine
 from infoshare.store.schema import objects as objects_table
 from infoshare.timestamps import parse_us
 
@@ -46,14 +44,6 @@ filter_sets = st.builds(
     lambda versions, types: store.Filters(versions=versions, types=types),
     st.sampled_from([("last",), ("all",), ("first",), ("last", "first")]),
     st.sampled_from([(), ("indicator",), ("report", "vulnerability")]))
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = connect_engine(database_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _new(object_id, object_type, stamp, audience, everywhere, submitted) -> store.NewObject:

@@ -25,14 +25,6 @@ EVERYTHING = CollectionSpec(id=str(uuid.uuid4()), alias="all", title="All", desc
                             kind="all")
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = connect_engine(database_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def admin() -> access.Principal:
     return access.Principal(pk=1, id="p-admin", name="admin", org="ops", tier="trusted",
                             max_rank=4, all_sectors=True, sector_mask=0)
