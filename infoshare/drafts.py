@@ -4,9 +4,10 @@ Converting a notice and signing its objects is most of a publish (issue 12: 79% 
 Done inside the write transaction it serialised every publisher behind the store's one
 write lock, so `prepare` does it in a read transaction instead, against one snapshot: the
 notice row, the CVEs other notices share, and the latest stored version of every id the
-notice has or had. A Draft remembers what it read; `moved` tells, under the lock, whether
-any of that changed since (another publish of the same notice, a CVE claimed), in which
-case the draft is stale and publish.py prepares it again.
+notice has or had. A Draft remembers what it read; once publish.py has claimed its
+`names` (store/objects.py), `moved` tells whether any of that changed since (another
+publish of the same notice, a CVE claimed), in which case the draft is stale and
+publish.py prepares it again.
 """
 
 from __future__ import annotations
@@ -91,9 +92,19 @@ def prepare(conn: Connection, authority: Authority, notice: Notice) -> Draft:
                  geo_areas.notice_place(notice.locations), _notice_row(notice, objs, existing))
 
 
+def names(draft: Draft) -> set[str]:
+    """What `moved` checks, to claim before checking it (objects.claim): the notice, every
+    id it has or had, the CVEs it names and the vulnerabilities it shares. Whoever could
+    move any of these claims it too: a publish of the same notice claims the notice and
+    its ids, the owner of a shared vulnerability the same CVE and that id."""
+    notice = draft.notice
+    return ({f"notice\0{notice.source}\0{notice.org}\0{notice.source_id}"} | set(draft.seen)
+            | {f"cve\0{cve}" for cve in notice.vulnerabilities} | set(draft.shared.values()))
+
+
 def moved(conn: Connection, draft: Draft) -> bool:
-    """Whether what the draft was prepared against changed since; call under the lock, so
-    nothing can change between this answer and the draft's insert."""
+    """Whether what the draft was prepared against changed since; call with its names
+    claimed, so nothing can change between this answer and the draft's insert."""
     row = notice_store.by_source(conn, draft.notice.source, draft.notice.org,
                                  draft.notice.source_id)
     if (row is None) != (draft.existing is None) or (

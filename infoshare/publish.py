@@ -340,11 +340,11 @@ def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
         with read(engine) as conn:
             draft = drafts.prepare(conn, authority, notice)
         with write(engine) as conn:
-            object_store.lock(conn)
+            object_store.claim(conn, drafts.names(draft))
             if not drafts.moved(conn, draft):
                 return _store(conn, draft, tier_map, publisher, attempt)
-    with write(engine) as conn:
-        object_store.lock(conn)
+    with write(engine) as conn:  # its names are known only once prepared: claim all
+        object_store.claim_all(conn)
         return _store(conn, drafts.prepare(conn, authority, notice), tier_map, publisher,
                       REDO_LIMIT + 1)
 
@@ -366,7 +366,7 @@ def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
         with read(engine) as conn:
             prepared = [drafts.prepare(conn, authority, n) for n in notices]
         with write(engine) as conn:
-            object_store.lock(conn)
+            object_store.claim(conn, set().union(*map(drafts.names, prepared)))
             return [_store(conn, _current(conn, authority, draft), tier_map, None, 1)
                     for draft in prepared]
     except Exception:  # find the bad one(s): one transaction each
@@ -384,25 +384,32 @@ def _with_source_id(notice: Notice) -> Notice:
 
 
 def _current(conn, authority: Authority, draft: drafts.Draft) -> drafts.Draft:
-    """The draft, or under the lock a new one when its snapshot moved."""
+    """The draft, or a new one when its snapshot moved: an earlier notice of the batch
+    with the same source_id, whose names the batch claimed too. A new draft that needs
+    names the batch did not claim (another publish changed the notice meanwhile) raises
+    Unclaimed, and the batch falls back to one transaction per notice."""
     if drafts.moved(conn, draft):
-        return drafts.prepare(conn, authority, draft.notice)
+        fresh = drafts.prepare(conn, authority, draft.notice)
+        object_store.claim(conn, drafts.names(fresh))
+        return fresh
     return draft
 
 
 def _store(conn, draft: drafts.Draft, tier_map: tiers.Tiers,
            publisher: access.Principal | None, attempts: int) -> Published:
-    """Under the lock, with a draft that has not moved: claim CVEs, insert, route, save
-    the notice row, audit. Nothing here converts or signs."""
+    """With a draft that has not moved and its names claimed: claim CVEs, save the notice
+    row, audit, then insert (which takes the store clock to stamp) and route. The order
+    matters on PostgreSQL: what needs no date_added is written before the clock, which
+    every writer queues for. Nothing here converts or signs."""
     cve_store.claim(conn, draft.claims, draft.shared)
+    report, existing = draft.objs[0], draft.existing
+    if draft.changed or existing is None:
+        _record(conn, draft, publisher)
     added = object_store.insert(conn, draft.items)
     taken = [i.id for i, d in zip(draft.items, added, strict=True) if d == object_store.FOREIGN]
     if taken:
         raise IdTaken(f"ids of this notice belong to another publisher: {', '.join(taken)}")
     _route(conn, draft, added, tier_map)
-    report, existing = draft.objs[0], draft.existing
-    if draft.changed or existing is None:
-        _record(conn, draft, publisher)
     return Published(report["id"], [o["id"] for o in draft.objs],
                      report["modified"] if draft.changed else
                      (existing.version if existing else ""),

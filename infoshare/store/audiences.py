@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from .. import access, tiers
@@ -62,7 +63,7 @@ def _audience(row) -> access.Audience:
                         row.recipient_orgs, row.recipient_principals)
 
 
-# Built once: objects.insert runs them under the write lock (see objects._LOCK).
+# Built once: every publish runs them (objects.insert; _COUNT under the store clock).
 _BY_KEY = sa.select(audiences.c.pk, audiences.c.key).where(
     audiences.c.key.in_(sa.bindparam("keys", expanding=True)))
 _COUNT = audiences.update().where(audiences.c.pk == sa.bindparam("_pk")).values(
@@ -70,8 +71,9 @@ _COUNT = audiences.update().where(audiences.c.pk == sa.bindparam("_pk")).values(
 
 
 def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.Audience, int]:
-    """The pk of each audience, storing those not seen before. Call under the store's
-    write lock (objects.insert holds it), so two writers never race for one key."""
+    """The pk of each audience, storing those not seen before. On PostgreSQL two writers
+    may store one new audience at once (objects.insert interns before taking the store
+    clock): the second waits for the first's commit and takes its row."""
     by_key = {key(a): a for a in set(wanted)}
     found: dict[access.Audience, int] = {}
     keys = sorted(by_key)
@@ -81,9 +83,18 @@ def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.A
             found[by_key[k]] = pk
     for k in keys:
         if by_key[k] not in found:
-            found[by_key[k]] = conn.execute(
-                audiences.insert().values(_row(by_key[k]))).inserted_primary_key[0]
+            found[by_key[k]] = _store(conn, by_key[k])
     return found
+
+
+def _store(conn: Connection, audience: access.Audience) -> int:
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        audiences).values(_row(audience))
+    pk = conn.execute(insert.on_conflict_do_nothing(index_elements=[audiences.c.key])
+                      .returning(audiences.c.pk)).scalar()
+    if pk is None:  # another writer stored it first, and has committed
+        pk = conn.execute(_BY_KEY, {"keys": [key(audience)]}).one().pk
+    return pk
 
 
 def count(conn: Connection, deltas: Counter) -> None:

@@ -152,6 +152,7 @@ def _one_owner_per_id(conn: Connection) -> None:
         sa.select(objects.c.id).group_by(objects.c.id)
         .having(sa.func.count(sa.distinct(objects.c.origin)) > 1))]
     now = timestamps.now_us()
+    object_store.claim_all(conn)  # many ids in one transaction (see objects.claim)
     for object_id in shared:
         rows = list(conn.execute(sa.select(  # the columns of the store at this version
             objects.c.pk, objects.c.id, objects.c.origin, objects.c.version,

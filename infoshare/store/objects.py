@@ -8,9 +8,10 @@ the stored bytes; the TAXII layer writes them to the wire untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -61,9 +62,8 @@ class Filters:
 
 # --- writing -----------------------------------------------------------------------------
 
-# Statements run under the write lock are built once: building one (its clauses and cache
+# Statements run under the store clock are built once: building one (its clauses and cache
 # key) cost about 3x executing it, and every publisher waits for the time spent there.
-_LOCK = sa.select(store_clock.c.last_us).where(store_clock.c.id == 1).with_for_update()
 _LAST, _NOW, _COUNT = store_clock.c.last_us, sa.bindparam("now"), sa.bindparam("count")
 _RESERVE = (store_clock.update().where(store_clock.c.id == 1)
             .values(last_us=sa.case((_LAST + 1 > _NOW, _LAST + _COUNT),
@@ -75,23 +75,94 @@ _LINEAGES = (sa.select(objects.c.origin, objects.c.id, objects.c.version_us)
 _LATEST = sa.select(objects.c.id, objects.c.version_us).where(
     objects.c.id.in_(_IDS), objects.c.origin == sa.bindparam("origin"), objects.c.is_latest)
 
+# --- claims (PostgreSQL) -----------------------------------------------------------------
+#
+# On PostgreSQL a writer of objects claims, before anything else, every name its checks
+# depend on: the ids it reads and writes, and for a notice its identity and CVEs. A claim
+# is a transaction-scoped advisory lock per name, taken in one statement in key order
+# (so two writers cannot deadlock), after a shared lock on the whole store. Writers of
+# different names then check and write side by side, and queue only for the store clock,
+# which they take last, to stamp (see _reserve). A writer of more names than the lock
+# table should hold per transaction, or one that cannot know its names in advance (a
+# last-resort publish), claims the whole store instead: the exclusive form of that lock.
+# On SQLite a write transaction already holds the only write lock there is.
 
-def lock(conn: Connection) -> None:
-    """Take the store's write lock for the rest of the transaction (see schema.store_clock).
+CLAIM_LIMIT = 128  # names per transaction; PostgreSQL's lock table is shared and bounded
+_ALL = "the whole store"
+_CLAIM = sa.text("SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(0) UNION ALL "
+                 "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"
+                 ") AS taken")  # Append runs its parts in order: the store, then the keys
+_TRY_CLAIM = sa.text("SELECT bool_and(pg_try_advisory_xact_lock(k)) "
+                     "FROM unnest(CAST(:keys AS bigint[])) AS k")
+_CLAIM_ALL = sa.text("SELECT pg_advisory_xact_lock(0)")
 
-    SQLite's BEGIN IMMEDIATE already holds the only write lock there is. On PostgreSQL
-    the row lock is taken once per transaction (publish.py locks before insert() does):
-    every statement under the lock is a round trip other publishers wait for.
+
+class Unclaimed(RuntimeError):
+    """A later claim in a transaction met a name another writer holds (waiting there could
+    deadlock) or went past CLAIM_LIMIT, or a claim of the whole store came after a claim
+    of names. The transaction is rolled back; a batch of notices then falls back to one
+    transaction per notice (publish.py)."""
+
+
+def claim_key(name: str) -> int:
+    """A name's advisory lock key: the same in every process, never the store's own 0 (a
+    collision only makes two writers wait for each other)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True) or 1
+
+
+def claim(conn: Connection, names: Iterable[str]) -> None:
+    """Claim `names` for the rest of the transaction, before any check they protect.
+
+    The first claim waits for the names, in key order. A later claim in the same
+    transaction (a second insert) must not wait, since this transaction may hold what the
+    holder waits for: it takes the new names only if they are free, else raises Unclaimed.
     """
-    if is_sqlite(conn) or conn.info.get("locked") is conn.get_transaction():
+    if is_sqlite(conn):
         return
-    conn.execute(_LOCK)
-    conn.info["locked"] = conn.get_transaction()
+    wanted = frozenset(names)
+    held = _claimed(conn)
+    if held is _ALL or held is not None and wanted <= held:
+        return
+    if held is not None:
+        if len(held | wanted) > CLAIM_LIMIT:
+            raise Unclaimed("too many names for one transaction; claim the whole store first")
+        new = sorted({claim_key(n) for n in wanted - held})
+        if not conn.execute(_TRY_CLAIM, {"keys": new}).scalar():
+            raise Unclaimed("another writer holds names this transaction claimed late")
+        conn.info["claims"] = (conn.get_transaction(), held | wanted)
+        return
+    if len(wanted) > CLAIM_LIMIT:
+        claim_all(conn)
+        return
+    conn.execute(_CLAIM, {"keys": sorted({claim_key(n) for n in wanted})})
+    conn.info["claims"] = (conn.get_transaction(), wanted)
+
+
+def claim_all(conn: Connection) -> None:
+    """Claim the whole store: waits for every writer that claimed names, and keeps new ones
+    out until the transaction ends."""
+    if is_sqlite(conn):
+        return
+    held = _claimed(conn)
+    if held is _ALL:
+        return
+    if held is not None:
+        raise Unclaimed("the whole store is claimed first or not at all")
+    conn.execute(_CLAIM_ALL)
+    conn.info["claims"] = (conn.get_transaction(), _ALL)
+
+
+def _claimed(conn: Connection):
+    transaction, names = conn.info.get("claims", (None, None))
+    return names if transaction is not None and transaction is conn.get_transaction() else None
 
 
 def _reserve(conn: Connection, count: int) -> int:
     """The first of `count` strictly increasing date_added values (one statement: the
-    clock moves to max(now, last + 1) + count - 1)."""
+    clock moves to max(now, last + 1) + count - 1). On PostgreSQL this takes the clock's
+    row lock, held to the commit: commits happen in date_added order, so a poller reading
+    "added after X" never misses a row committed late with an earlier stamp."""
     end = conn.execute(_RESERVE, {"now": timestamps.now_us(), "count": count}).scalar()
     return end - count + 1
 
@@ -124,11 +195,13 @@ def insert(conn: Connection, items: Sequence[NewObject],
     of a stored version (same id, same version, same canonical content) that `reader`
     (the sender, when it is a principal) may see: then it is a DUPLICATE and nothing is
     stored twice. A copy of something the sender may not see is FOREIGN like any other,
-    or the answer would confirm hidden content. Call inside store.write(); takes the
-    store lock itself.
+    or the answer would confirm hidden content. Call inside store.write(). The items'
+    ids are claimed here unless the transaction claimed them before; everything but
+    stamping, the rows and the audience counts is done before the store clock is taken.
     """
-    lock(conn)
-    lineages = _lineages(conn, {item.id for item in items})
+    ids = {item.id for item in items}
+    claim(conn, ids)
+    lineages = _lineages(conn, ids)
     result = Inserted([DUPLICATE] * len(items))
     result.earlier = frozenset(i for i, lineage in lineages.items() if lineage.versions)
     fresh_at: list[int] = []
@@ -147,12 +220,15 @@ def insert(conn: Connection, items: Sequence[NewObject],
         fresh_at.append(index)
     if not fresh_at:
         return result
-    first = _reserve(conn, len(fresh_at))
-    fresh = []
+    fresh = [items[index] for index in fresh_at]
+    interned = audiences.intern(conn, [item.audience for item in fresh])
+    _demote(conn, fresh, lineages, result.earlier)
+    first = _reserve(conn, len(fresh_at))  # the clock, held from here to the commit
     for offset, index in enumerate(fresh_at):
         result[index] = first + offset
-        fresh.append(_stamp_versionless(items[index], first + offset, lineages))
-    _insert_rows(conn, fresh, [result[i] for i in fresh_at], lineages, result.earlier)
+    fresh = [_stamp_versionless(item, first + offset, lineages)
+             for offset, item in enumerate(fresh)]
+    _insert_rows(conn, fresh, [result[i] for i in fresh_at], lineages, interned)
     return result
 
 
@@ -205,16 +281,13 @@ def _lineages(conn: Connection, ids: set[str]) -> dict[str, _Lineage]:
     return found
 
 
-def _insert_rows(conn, fresh, dates_added, lineages, earlier: frozenset[str]) -> None:
+def _insert_rows(conn, fresh, dates_added, lineages, interned) -> None:
     latest = {i: max(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
     first = {i: min(lineage.versions) for i, lineage in lineages.items() if lineage.versions}
-    interned = audiences.intern(conn, [item.audience for item in fresh])
     rows = [_row(item, date_added, item.version_us == latest[item.id],
                  item.version_us == first[item.id], interned[item.audience])
             for item, date_added in zip(fresh, dates_added, strict=True)]
     audiences.count(conn, Counter(row["audience_pk"] for row in rows))
-    _demote(conn, fresh, latest, "is_latest", earlier)
-    _demote(conn, fresh, first, "is_first", earlier)
     restricted = [i for i, item in enumerate(fresh) if item.audience.compartments
                   or item.audience.recipient_orgs or item.audience.recipient_principals]
     if not restricted:  # the common case: no child rows, so no need for the new pks
@@ -251,18 +324,20 @@ def _insert_plain(conn: Connection, rows: list[dict]) -> None:
     conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in rows])
 
 
-def _demote(conn, fresh, extreme: dict[str, int], flag: str,
-            earlier: frozenset[str]) -> None:
-    """Clear `flag` on the stored versions of ids where a new version takes it over (only
-    ids with stored versions: a new notice's ids have none to clear).
+def _demote(conn, fresh, lineages, earlier: frozenset[str]) -> None:
+    """Clear is_latest (is_first) on the stored versions of ids where a new version takes
+    it over. Only ids with stored versions have any to clear, and their new versions all
+    carry a version (an SCO with a stored version is never new), so this needs no stamp
+    and runs before the clock.
 
     Filtering on id keeps this on the (id, origin, version) index.
     """
-    ids = sorted({item.id for item in fresh
-                  if item.version_us == extreme[item.id] and item.id in earlier})
-    for start in range(0, len(ids), _CHUNK):
-        conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]))
-                     .values({flag: False}))
+    for flag, extreme in (("is_latest", max), ("is_first", min)):
+        ids = sorted({item.id for item in fresh if item.id in earlier
+                      and item.version_us == extreme(lineages[item.id].versions)})
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(objects.update().where(objects.c.id.in_(ids[start:start + _CHUNK]))
+                         .values({flag: False}))
 
 
 def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool,
@@ -285,7 +360,9 @@ def _row(item: NewObject, date_added: int, is_latest: bool, is_first: bool,
 def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     """Remove versions by pk and repair the first/last flags of what remains.
 
-    `counted=False` is for migration 8, which runs on stores from before audiences.
+    `counted=False` is for migration 8, which runs on stores from before audiences. The
+    caller claims the ids before reading which versions to delete (see claim); here
+    claiming them again is only a check.
     """
     if not pks:
         return 0
@@ -293,6 +370,7 @@ def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     if counted:
         columns.append(objects.c.audience_pk)
     doomed = list(conn.execute(sa.select(*columns).where(objects.c.pk.in_(pks))))
+    claim(conn, {r.id for r in doomed})
     if counted:
         gone = Counter(r.audience_pk for r in doomed)
         audiences.count(conn, Counter({pk: -n for pk, n in gone.items()}))
