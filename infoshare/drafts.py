@@ -92,14 +92,18 @@ def prepare(conn: Connection, authority: Authority, notice: Notice) -> Draft:
                  geo_areas.notice_place(notice.locations), _notice_row(notice, objs, existing))
 
 
-def names(draft: Draft) -> set[str]:
-    """What `moved` checks, to claim before checking it (objects.claim): the notice, every
-    id it has or had, the CVEs it names and the vulnerabilities it shares. Whoever could
-    move any of these claims it too: a publish of the same notice claims the notice and
-    its ids, the owner of a shared vulnerability the same CVE and that id."""
+def names(draft: Draft) -> tuple[set[str], set[str]]:
+    """What `moved` checks, to claim before checking it (objects.claim): the names the
+    publish changes (the notice, every id it has or had, the CVEs it mints), and those it
+    only relies on (the other CVEs it names, the shared vulnerabilities it references).
+    Whoever could move any of these claims it to change it: a publish of the same notice
+    its ids, an open notice minting a CVE that CVE, the owner of a shared vulnerability
+    its id."""
     notice = draft.notice
-    return ({f"notice\0{notice.source}\0{notice.org}\0{notice.source_id}"} | set(draft.seen)
-            | {f"cve\0{cve}" for cve in notice.vulnerabilities} | set(draft.shared.values()))
+    writes = ({f"notice\0{notice.source}\0{notice.org}\0{notice.source_id}"} | set(draft.seen)
+              | {f"cve\0{cve}" for cve in draft.claims})
+    reads = {f"cve\0{cve}" for cve in notice.vulnerabilities} | set(draft.shared.values())
+    return writes, reads - writes
 
 
 def moved(conn: Connection, draft: Draft) -> bool:

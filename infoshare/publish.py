@@ -340,7 +340,7 @@ def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
         with read(engine) as conn:
             draft = drafts.prepare(conn, authority, notice)
         with write(engine) as conn:
-            object_store.claim(conn, drafts.names(draft))
+            object_store.claim(conn, *drafts.names(draft))
             if not drafts.moved(conn, draft):
                 return _store(conn, draft, tier_map, publisher, attempt)
     with write(engine) as conn:  # its names are known only once prepared: claim all
@@ -366,7 +366,9 @@ def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
         with read(engine) as conn:
             prepared = [drafts.prepare(conn, authority, n) for n in notices]
         with write(engine) as conn:
-            object_store.claim(conn, set().union(*map(drafts.names, prepared)))
+            names = [drafts.names(draft) for draft in prepared]
+            object_store.claim(conn, set().union(*(w for w, _ in names)),
+                               set().union(*(r for _, r in names)))
             return [_store(conn, _current(conn, authority, draft), tier_map, None, 1)
                     for draft in prepared]
     except Exception:  # find the bad one(s): one transaction each
@@ -390,7 +392,7 @@ def _current(conn, authority: Authority, draft: drafts.Draft) -> drafts.Draft:
     Unclaimed, and the batch falls back to one transaction per notice."""
     if drafts.moved(conn, draft):
         fresh = drafts.prepare(conn, authority, draft.notice)
-        object_store.claim(conn, drafts.names(fresh))
+        object_store.claim(conn, *drafts.names(fresh))
         return fresh
     return draft
 

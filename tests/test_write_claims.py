@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from infoshare import access, publish
+from infoshare import access, drafts, publish
 from infoshare.settings import CollectionSpec
 from infoshare.store import audiences, read, write
 from infoshare.store import objects as object_store
@@ -98,6 +98,33 @@ def test_claims_of_different_notices_do_not_wait_for_each_other(pg_hub):
             assert same.result(timeout=30).stored
     finally:
         holder.close()
+
+
+def test_notices_naming_one_cve_do_not_wait_for_each_other_but_its_minter_does(pg_hub):
+    """Many notices name the CVE of the day; those that only rely on it claim it shared.
+    An open notice that would mint its public vulnerability changes what they relied on,
+    so it waits for them (and they for it)."""
+    cve = "CVE-2024-3400"
+    held = bulletin("held", "relies on it", ["192.0.2.30"], "green", [cve])
+    with read(pg_hub.engine) as conn:
+        draft = drafts.prepare(conn, pg_hub.authority, held)
+    holder, pool = pg_hub.engine.connect(), ThreadPoolExecutor(2)
+    try:
+        tx = holder.begin()
+        object_store.claim(holder, *drafts.names(draft))
+        assert not drafts.moved(holder, draft)
+        other = pool.submit(pg_hub.publish, bulletin(
+            "other", "relies too", ["192.0.2.31"], "green", [cve]))
+        assert other.result(timeout=10).stored, "relying on one CVE is not exclusive"
+        minter = pool.submit(pg_hub.publish, bulletin(
+            "open", "mints it", ["192.0.2.32"], "clear", [cve], "all"))
+        time.sleep(0.5)
+        assert not minter.done(), "minting the CVE must wait for those relying on it"
+        tx.commit()
+        assert minter.result(timeout=30).stored
+    finally:
+        holder.close()  # lets a waiting publish go on, so the pool can finish
+        pool.shutdown()
 
 
 def test_more_keys_than_the_limit_claim_the_whole_store(pg_hub):

@@ -78,22 +78,27 @@ _LATEST = sa.select(objects.c.id, objects.c.version_us).where(
 # --- claims (PostgreSQL) -----------------------------------------------------------------
 #
 # On PostgreSQL a writer of objects claims, before anything else, every name its checks
-# depend on: the ids it reads and writes, and for a notice its identity and CVEs. A claim
-# is a transaction-scoped advisory lock per name, taken in one statement in key order
-# (so two writers cannot deadlock), after a shared lock on the whole store. Writers of
-# different names then check and write side by side, and queue only for the store clock,
-# which they take last, to stamp (see _reserve). A writer of more names than the lock
-# table should hold per transaction, or one that cannot know its names in advance (a
+# depend on: the ids it writes, and for a notice its identity, its CVEs and the shared
+# vulnerabilities it references. A claim is a transaction-scoped advisory lock per name,
+# exclusive for what the writer changes and shared for what it only relies on (so the
+# many notices naming one CVE do not queue for each other), taken in one statement in key
+# order (so two writers cannot deadlock), after a shared lock on the whole store. Writers
+# of different names then check and write side by side, and queue only for the store
+# clock, which they take last, to stamp (see _reserve). A writer of more names than the
+# lock table should hold per transaction, or one that cannot know its names in advance (a
 # last-resort publish), claims the whole store instead: the exclusive form of that lock.
 # On SQLite a write transaction already holds the only write lock there is.
 
 CLAIM_LIMIT = 128  # names per transaction; PostgreSQL's lock table is shared and bounded
-_ALL = "the whole store"
-_CLAIM = sa.text("SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(0) UNION ALL "
-                 "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"
-                 ") AS taken")  # Append runs its parts in order: the store, then the keys
-_TRY_CLAIM = sa.text("SELECT bool_and(pg_try_advisory_xact_lock(k)) "
-                     "FROM unnest(CAST(:keys AS bigint[])) AS k")
+# Append runs its parts in order: the store's lock, then each name's, in key order.
+_CLAIM = sa.text(
+    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(0) UNION ALL "
+    "SELECT CASE WHEN s THEN pg_advisory_xact_lock_shared(k) ELSE pg_advisory_xact_lock(k) END"
+    " FROM unnest(CAST(:keys AS bigint[]), CAST(:shared AS boolean[])) AS t(k, s)) AS taken")
+_TRY_CLAIM = sa.text(
+    "SELECT bool_and(CASE WHEN s THEN pg_try_advisory_xact_lock_shared(k) "
+    "ELSE pg_try_advisory_xact_lock(k) END) "
+    "FROM unnest(CAST(:keys AS bigint[]), CAST(:shared AS boolean[])) AS t(k, s)")
 _CLAIM_ALL = sa.text("SELECT pg_advisory_xact_lock(0)")
 
 
@@ -104,6 +109,18 @@ class Unclaimed(RuntimeError):
     transaction per notice (publish.py)."""
 
 
+@dataclass(frozen=True)
+class _Claims:
+    writes: frozenset[str]
+    reads: frozenset[str]
+
+    def covers(self, writes: frozenset[str], reads: frozenset[str]) -> bool:
+        return writes <= self.writes and reads <= self.writes | self.reads
+
+
+_ALL = _Claims(frozenset(), frozenset())  # the whole store, by identity
+
+
 def claim_key(name: str) -> int:
     """A name's advisory lock key: the same in every process, never the store's own 0 (a
     collision only makes two writers wait for each other)."""
@@ -111,8 +128,9 @@ def claim_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True) or 1
 
 
-def claim(conn: Connection, names: Iterable[str]) -> None:
-    """Claim `names` for the rest of the transaction, before any check they protect.
+def claim(conn: Connection, writes: Iterable[str], reads: Iterable[str] = ()) -> None:
+    """Claim the names this transaction changes (`writes`) and those it only relies on
+    (`reads`) for the rest of the transaction, before any check they protect.
 
     The first claim waits for the names, in key order. A later claim in the same
     transaction (a second insert) must not wait, since this transaction may hold what the
@@ -120,23 +138,37 @@ def claim(conn: Connection, names: Iterable[str]) -> None:
     """
     if is_sqlite(conn):
         return
-    wanted = frozenset(names)
+    wanted = _Claims(frozenset(writes), frozenset(reads) - frozenset(writes))
     held = _claimed(conn)
-    if held is _ALL or held is not None and wanted <= held:
+    if held is _ALL or held is not None and held.covers(wanted.writes, wanted.reads):
         return
     if held is not None:
-        if len(held | wanted) > CLAIM_LIMIT:
-            raise Unclaimed("too many names for one transaction; claim the whole store first")
-        new = sorted({claim_key(n) for n in wanted - held})
-        if not conn.execute(_TRY_CLAIM, {"keys": new}).scalar():
-            raise Unclaimed("another writer holds names this transaction claimed late")
-        conn.info["claims"] = (conn.get_transaction(), held | wanted)
+        _claim_later(conn, held, wanted)
         return
-    if len(wanted) > CLAIM_LIMIT:
+    if len(wanted.writes) + len(wanted.reads) > CLAIM_LIMIT:
         claim_all(conn)
         return
-    conn.execute(_CLAIM, {"keys": sorted({claim_key(n) for n in wanted})})
+    conn.execute(_CLAIM, _keys(wanted.writes, wanted.reads))
     conn.info["claims"] = (conn.get_transaction(), wanted)
+
+
+def _claim_later(conn: Connection, held: _Claims, wanted: _Claims) -> None:
+    both = _Claims(held.writes | wanted.writes,
+                   (held.reads | wanted.reads) - held.writes - wanted.writes)
+    if len(both.writes) + len(both.reads) > CLAIM_LIMIT:
+        raise Unclaimed("too many names for one transaction; claim the whole store first")
+    if not conn.execute(_TRY_CLAIM, _keys(wanted.writes - held.writes,
+                                          wanted.reads - held.writes - held.reads)).scalar():
+        raise Unclaimed("another writer holds names this transaction claimed late")
+    conn.info["claims"] = (conn.get_transaction(), both)
+
+
+def _keys(writes: frozenset[str], reads: frozenset[str]) -> dict[str, list]:
+    """Keys in order, each shared unless some name of it is written."""
+    shared = {claim_key(n): True for n in reads}
+    shared.update({claim_key(n): False for n in writes})
+    keys = sorted(shared)
+    return {"keys": keys, "shared": [shared[k] for k in keys]}
 
 
 def claim_all(conn: Connection) -> None:
@@ -153,9 +185,9 @@ def claim_all(conn: Connection) -> None:
     conn.info["claims"] = (conn.get_transaction(), _ALL)
 
 
-def _claimed(conn: Connection):
-    transaction, names = conn.info.get("claims", (None, None))
-    return names if transaction is not None and transaction is conn.get_transaction() else None
+def _claimed(conn: Connection) -> _Claims | None:
+    transaction, claims = conn.info.get("claims", (None, None))
+    return claims if transaction is not None and transaction is conn.get_transaction() else None
 
 
 def _reserve(conn: Connection, count: int) -> int:
