@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -337,3 +338,31 @@ def test_a_publisher_that_gets_no_turn_in_time_is_told_the_service_is_busy():
     for entry in (publish.publish_notice, publish.publish_notices, publish.ingest):
         assert entry.__wrapped__ is not entry
         assert entry.__code__.co_name == "in_turn"
+
+
+def test_a_turn_that_ends_goes_to_the_longest_waiter_not_to_a_newcomer():
+    """At 16 publishers most wait for a turn; a newcomer that took the turn a waiter was
+    woken for (a semaphore's barging) made the wait a lottery and p99 its loser."""
+    from infoshare.turns import Turns
+
+    turns, order = Turns(1), []
+    turns.enter()
+    waiters = []
+    for n in range(3):
+        def wait(n=n):
+            turns.enter()
+            order.append(n)
+            turns.leave()
+        waiters.append(threading.Thread(target=wait))
+        waiters[-1].start()
+        deadline = time.monotonic() + 5
+        while turns.waiting() < n + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    turns.leave()
+    newcomer_got_it = turns.enter(timeout=0)  # arrives just as the turn ends
+    if newcomer_got_it:
+        turns.leave()
+    for thread in waiters:
+        thread.join(5)
+    assert not newcomer_got_it
+    assert order == [0, 1, 2]
