@@ -17,7 +17,8 @@ API key for --seconds (at most --max-per-client each). Per client count it print
 bulletins/s, p50/p99 latency, the server's CPU per bulletin (with --postgres, also the
 PostgreSQL server's), and how busy the machine's cores were during the run (near 1.0 the
 run was short of CPU, whatever the lock does; busier than the server, PostgreSQL and
-the clients account for, another tenant of the machine took CPU), and
+the clients account for, another tenant of the machine took CPU), each worker's share of
+the server's CPU (far from even: the connections piled on one worker), and
 the ratio of 4 clients' rate to one client's, the peer measured in the same run. What
 it measures: how much of a publish holds the store's one write lock (publish.py converts
 and signs before taking it; SQLite's writers queue on a file lock, store/engine.py).
@@ -62,7 +63,9 @@ from infoshare.tiers import DEFAULT_TIERS, Tiers
 sys.path.insert(0, str(Path(__file__).parent))
 from taxii_poll import (  # noqa: E402  (bench scripts share their server helpers)
     BIN,
+    _children,
     cpu_seconds,
+    cpu_ticks,
     service_env,
     serving,
 )
@@ -239,6 +242,8 @@ def drive(server, key: str, clients: int, seconds: float, cap: int, first: int,
     posters = [Poster(server.base, key, first + n * 100_000) for n in range(clients)]
     try:
         _run_all(posters, time.perf_counter() + 60, 2)
+        workers = _children(server.process.pid)
+        per_worker0 = [cpu_ticks([pid]) for pid in workers]
         cpu0, machine0 = cpu_seconds(server.process.pid), machine_ticks()
         db0 = cpu_seconds(database_pid) if database_pid else 0.0
         started = time.perf_counter()
@@ -247,6 +252,7 @@ def drive(server, key: str, clients: int, seconds: float, cap: int, first: int,
         db = cpu_seconds(database_pid) - db0 if database_pid else None
         cpu, machine = (cpu_seconds(server.process.pid) - cpu0,
                         [b - a for a, b in zip(machine0, machine_ticks(), strict=True)])
+        per_worker = [cpu_ticks([pid]) - t for pid, t in zip(workers, per_worker0, strict=True)]
     finally:
         for poster in posters:
             poster.session.close()
@@ -258,7 +264,11 @@ def drive(server, key: str, clients: int, seconds: float, cap: int, first: int,
             "server_cpu_ms_per_bulletin": round(cpu * 1000 / max(1, len(samples)), 2),
             **({"postgres_cpu_ms_per_bulletin": round(db * 1000 / max(1, len(samples)), 2)}
                if db is not None else {}),
-            "machine_busy_share": round(machine[0] / max(1, machine[1]), 3)}
+            "machine_busy_share": round(machine[0] / max(1, machine[1]), 3),
+            # Each worker's share of the server's CPU: far from even, the connections
+            # piled on one worker (balance.py) and the run measured one GIL.
+            "worker_cpu_shares": sorted(round(t / max(1, sum(per_worker)), 2)
+                                        for t in per_worker)}
 
 
 def machine_ticks() -> tuple[int, int]:
