@@ -393,6 +393,8 @@ def _current(conn, authority: Authority, draft: drafts.Draft) -> drafts.Draft:
     if drafts.moved(conn, draft):
         fresh = drafts.prepare(conn, authority, draft.notice)
         object_store.claim(conn, *drafts.names(fresh))
+        if drafts.moved(conn, fresh):  # what it read moved before its new names were ours
+            raise object_store.Unclaimed("a batch's notice moved under another publish")
         return fresh
     return draft
 

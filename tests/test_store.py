@@ -90,6 +90,7 @@ def test_delete_repairs_first_and_last(engine):
     with write(engine) as conn:
         store.insert(conn, [new(oid, f"2025-0{m}-01T00:00:00.000Z") for m in (1, 2, 3)])
     with write(engine) as conn:
+        store.claim(conn, [oid])  # before reading what to delete (see objects.claim)
         rows = store.visible_versions(conn, admin(), EVERYTHING, oid,
                                       store.Filters(versions=("last",)))
         assert store.delete(conn, [r.pk for r in rows]) == 1

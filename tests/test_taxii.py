@@ -4,6 +4,7 @@ PostgreSQL, driven by taxii2-client and by raw HTTP for every error case."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -421,6 +422,31 @@ def test_delete_follows_the_permission_table(live):
     assert http(live, "GET", f"{path}{mine['id']}/", "water").status_code == 404
     assert http(live, "DELETE", f"{path}{mine['id']}/", "water").status_code == 404
     assert http(live, "DELETE", f"{path}{theirs['id']}/", "admin").status_code == 200
+
+
+def test_a_delete_of_an_id_being_written_that_the_deleter_cannot_see_is_404_at_once(live):
+    """On PostgreSQL a writer claims the ids it writes until it commits. A DELETE claims
+    an id only once it sees versions of it: waiting for the writer of an id the deleter
+    may not see would tell it that a hidden object is being written right now."""
+    url = live.env.get("INFOSHARE_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        pytest.skip("claims are PostgreSQL's (SQLite has one writer at a time)")
+    from infoshare.store import objects as object_store
+    from infoshare.store.engine import connect_engine
+
+    being_written = f"indicator--{uuid.uuid4()}"
+    engine = connect_engine(url)
+    try:
+        with engine.connect() as writer, writer.begin():
+            object_store.claim(writer, [being_written])
+            started = time.monotonic()
+            response = http(live, "DELETE", f"collections/{SUBMISSIONS}/objects/"
+                            f"{being_written}/", "water")
+            took = time.monotonic() - started
+    finally:
+        engine.dispose()
+    assert response.status_code == 404
+    assert took < 2
 
 
 def test_healthz(live):

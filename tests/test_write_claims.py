@@ -27,7 +27,6 @@ from infoshare import access, drafts, publish
 from infoshare.settings import CollectionSpec
 from infoshare.store import audiences, read, write
 from infoshare.store import objects as object_store
-from infoshare.store.engine import connect_engine
 from infoshare.store.schema import notices, objects
 
 from .test_publish_concurrency import Hub, bulletin, version
@@ -174,35 +173,110 @@ def test_a_later_claim_does_not_wait_for_a_name_another_writer_holds(pg_hub):
         assert isinstance(object_store.insert(conn, [item])[0], int)
 
 
-def test_two_writers_interning_one_new_audience_get_the_same_row(database_url):
-    """Audiences are interned before the clock now, so two writers may store the same new
-    audience at once: the second waits for the first and takes its row."""
-    engine = connect_engine(database_url, pool_size=4)
+def test_interning_a_new_audience_never_waits_for_another_writer(pg_hub):
+    """Audiences are interned before the clock, side by side: a new one is committed at
+    once on a connection of its own, so a second writer never waits for the first one's
+    commit (which could wait for the clock the second holds), and it stays when the
+    first rolls back."""
+    new = access.Audience(tlp="amber", all_sectors=False, sector_mask=0b1011,
+                          compartments=frozenset({"les"}))
+    first, pool = pg_hub.engine.connect(), ThreadPoolExecutor(1)
     try:
-        from infoshare.store import migrate
+        tx = first.begin()
+        ours = audiences.intern(first, [new])[new]
 
-        migrate.upgrade(engine)
-        new = access.Audience(tlp="amber", all_sectors=False, sector_mask=0b1011,
-                              compartments=frozenset({"les"}))
-        started = threading.Event()
-        first = engine.connect()
-        try:
-            tx = first.begin()
-            ours = audiences.intern(first, [new])[new]
-            with ThreadPoolExecutor(1) as pool:
-                def second():
-                    with write(engine) as conn:
-                        started.set()
-                        return audiences.intern(conn, [new])[new]
-                theirs = pool.submit(second)
-                started.wait(10)
-                time.sleep(0.3)
-                tx.commit()
-                assert theirs.result(timeout=30) == ours
-        finally:
-            first.close()
+        def second():
+            with write(pg_hub.engine) as conn:
+                return audiences.intern(conn, [new])[new]
+
+        assert pool.submit(second).result(timeout=10) == ours
+        tx.rollback()
     finally:
-        engine.dispose()
+        first.close()
+        pool.shutdown()
+    with write(pg_hub.engine) as conn:
+        assert audiences.intern(conn, [new])[new] == ours
+
+
+def test_a_batch_holding_the_clock_does_not_deadlock_with_a_publish_of_its_audience(
+        pg_hub, monkeypatch):
+    """A feed's batch holds the clock from its first notice's stamp to its commit. A
+    publish that stored a new audience and queued for the clock, and the batch's next
+    notice with that audience, waited for each other until PostgreSQL aborted the
+    publish (found by a review; its reproduction, adapted)."""
+    first = bulletin("batch-1", "batch first", ["192.0.2.1"])
+    second = bulletin("batch-2", "batch second", ["192.0.2.2"], "amber", sectors=("water",))
+    single = bulletin("single", "single", ["192.0.2.3"], "amber", sectors=("water",))
+    real_current, calls = publish._current, []
+    at_second, go = threading.Event(), threading.Event()
+
+    def current(conn, authority, draft):  # the batch, between its first and second notice
+        calls.append(draft.notice.source_id)
+        if len(calls) == 2:
+            at_second.set()
+            assert go.wait(30)
+        return real_current(conn, authority, draft)
+
+    monkeypatch.setattr(publish, "_current", current)
+    with ThreadPoolExecutor(2) as pool:
+        batch = pool.submit(publish.publish_notices, pg_hub.engine, pg_hub.authority,
+                            pg_hub.settings.tiers, [first, second])
+        try:
+            assert at_second.wait(30), "the batch stored its first notice: it holds the clock"
+            one = pool.submit(pg_hub.publish, single)
+            assert _queued_for_the_clock(pg_hub.engine), "the publish waits for the clock"
+        finally:
+            go.set()
+        assert one.result(timeout=30).stored
+        assert all(r.stored for r in batch.result(timeout=30))
+    assert calls == ["batch-1", "batch-2"], "the batch went through as one transaction"
+
+
+def _queued_for_the_clock(engine, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    with engine.connect() as watch:
+        while time.monotonic() < deadline:
+            if watch.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'UPDATE store_clock%'")).scalar():
+                return True
+            watch.rollback()  # pg_stat_activity is one snapshot per transaction
+            time.sleep(0.01)
+    return False
+
+
+def test_delete_takes_only_versions_of_claimed_ids(pg_hub):
+    """The caller claims before it reads what to delete, or two deletes of one version
+    could both take it off the audience counts."""
+    stored = pg_hub.publish(bulletin("gone", "gone", ["192.0.2.40"]))
+    with pytest.raises(object_store.Unclaimed), write(pg_hub.engine) as conn:
+        pks = conn.execute(sa.select(objects.c.pk).where(
+            objects.c.id == stored.object_ids[1])).scalars().all()
+        object_store.delete(conn, pks)
+
+
+def test_a_partner_sending_an_id_another_origin_owns_does_not_wait_for_its_writer(pg_hub):
+    """An id's owner never changes, so an insert does not claim ids other origins own:
+    waiting for their writer would tell the sender a hidden object is being written."""
+    owned = pg_hub.publish(bulletin("hidden", "hidden", ["192.0.2.50"], "amber")).object_ids[1]
+    spec = CollectionSpec(id=str(uuid.uuid4()), alias="sub", title="", description="",
+                          kind="submitted")
+    copy = {"type": "indicator", "spec_version": "2.1", "id": owned,
+            "created": "2024-01-01T00:00:00.000Z", "modified": "2030-01-01T00:00:00.000Z",
+            "pattern_type": "stix", "pattern": "[ipv4-addr:value = '10.0.0.1']",
+            "valid_from": "2024-01-01T00:00:00Z"}
+    holder, pool = pg_hub.engine.connect(), ThreadPoolExecutor(1)
+    try:
+        tx = holder.begin()
+        object_store.claim(holder, [owned])  # its owner is writing it right now
+        sent = pool.submit(publish.ingest, pg_hub.engine, pg_hub.settings,
+                           pg_hub.authority.ids, spec, None, [copy], actor="partner:x")
+        outcome = sent.result(timeout=10)[0]
+        assert not outcome.ok and "another publisher" in outcome.message
+        tx.rollback()
+    finally:
+        holder.close()
+        pool.shutdown()
 
 
 def test_publishes_and_ingests_at_once_end_consistent(hub):

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from .. import access, tiers
@@ -70,10 +70,13 @@ _COUNT = audiences.update().where(audiences.c.pk == sa.bindparam("_pk")).values(
     objects=audiences.c.objects + sa.bindparam("delta"))
 
 
-def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.Audience, int]:
-    """The pk of each audience, storing those not seen before. On PostgreSQL two writers
-    may store one new audience at once (objects.insert interns before taking the store
-    clock): the second waits for the first's commit and takes its row."""
+def intern(conn: Connection, wanted: Iterable[access.Audience],
+           alone: bool = False) -> dict[access.Audience, int]:
+    """The pk of each audience, storing those not seen before (see _store): on PostgreSQL
+    writers intern side by side, under their claims, not under the store clock. `alone`:
+    the transaction holds the whole store (objects.claim_all; a migration), so no writer
+    can wait for it, and a new audience is stored in it (a migration's new table is not
+    there for another connection to see)."""
     by_key = {key(a): a for a in set(wanted)}
     found: dict[access.Audience, int] = {}
     keys = sorted(by_key)
@@ -83,18 +86,23 @@ def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.A
             found[by_key[k]] = pk
     for k in keys:
         if by_key[k] not in found:
-            found[by_key[k]] = _store(conn, by_key[k])
+            found[by_key[k]] = _store(conn, by_key[k], alone)
     return found
 
 
-def _store(conn: Connection, audience: access.Audience) -> int:
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        audiences).values(_row(audience))
-    pk = conn.execute(insert.on_conflict_do_nothing(index_elements=[audiences.c.key])
-                      .returning(audiences.c.pk)).scalar()
-    if pk is None:  # another writer stored it first, and has committed
-        pk = conn.execute(_BY_KEY, {"keys": [key(audience)]}).one().pk
-    return pk
+def _store(conn: Connection, audience: access.Audience, alone: bool) -> int:
+    """Store a new audience. On PostgreSQL it is committed at once, on a connection of its
+    own: a writer that stored it in its own transaction would make every other writer of
+    that audience wait for its commit, and a writer holding the store clock (a feed's
+    batch, from its second notice on) waiting for one queued for the clock is a deadlock.
+    An audience whose writer then rolls back stays, with no objects: rows of this table
+    are values, never changed or deleted, and a reader's view of them follows the rule."""
+    if alone or conn.dialect.name != "postgresql":  # SQLite: the only writer there is
+        return conn.execute(audiences.insert().values(_row(audience))).inserted_primary_key[0]
+    with conn.engine.connect() as own, own.begin():
+        own.execute(postgresql.insert(audiences).values(_row(audience))
+                    .on_conflict_do_nothing(index_elements=[audiences.c.key]))
+    return conn.execute(_BY_KEY, {"keys": [key(audience)]}).one().pk
 
 
 def count(conn: Connection, deltas: Counter) -> None:

@@ -152,7 +152,6 @@ def _one_owner_per_id(conn: Connection) -> None:
         sa.select(objects.c.id).group_by(objects.c.id)
         .having(sa.func.count(sa.distinct(objects.c.origin)) > 1))]
     now = timestamps.now_us()
-    object_store.claim_all(conn)  # many ids in one transaction (see objects.claim)
     for object_id in shared:
         rows = list(conn.execute(sa.select(  # the columns of the store at this version
             objects.c.pk, objects.c.id, objects.c.origin, objects.c.version,
@@ -266,7 +265,7 @@ def _set_plain_audiences(conn: Connection, plain) -> None:
         return
     of = {g: audience_store.from_columns(g.tlp_rank, g.all_sectors, g.sector_mask)
           for g in groups}
-    found = audience_store.intern(conn, of.values())
+    found = audience_store.intern(conn, of.values(), alone=True)
     scratch = sa.MetaData()
     mapping = sa.Table("audience_map", scratch, sa.Column("tlp_rank", sa.SmallInteger),
                        sa.Column("all_sectors", sa.Boolean), sa.Column("sector_mask",
@@ -298,7 +297,7 @@ def _set_named_audiences(conn: Connection) -> None:
             by_pk[r.pk] = audience_store.from_columns(
                 r.tlp_rank, r.all_sectors, r.sector_mask,
                 comps if r.has_compartments else (), orgs, names)
-        found = audience_store.intern(conn, by_pk.values())
+        found = audience_store.intern(conn, by_pk.values(), alone=True)
         for audience, pk in found.items():
             conn.execute(objects.update().values(audience_pk=pk).where(
                 objects.c.pk.in_([p for p, a in by_pk.items() if a == audience])))
@@ -339,6 +338,8 @@ def upgrade(engine: Engine) -> tuple[int, int]:
         if before is None:
             conn.execute(schema_info.insert().values(id=1, version=0))
             before = 0
+        if before < len(MIGRATIONS):
+            object_store.claim_all(conn)  # no writer in between (see objects.claim)
         for migration in MIGRATIONS[before:]:
             migration(conn)
         conn.execute(schema_info.update().values(version=len(MIGRATIONS)))

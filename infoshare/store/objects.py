@@ -100,6 +100,7 @@ _TRY_CLAIM = sa.text(
     "ELSE pg_try_advisory_xact_lock(k) END) "
     "FROM unnest(CAST(:keys AS bigint[]), CAST(:shared AS boolean[])) AS t(k, s)")
 _CLAIM_ALL = sa.text("SELECT pg_advisory_xact_lock(0)")
+_HOLD_CLOCK = sa.select(store_clock.c.last_us).where(store_clock.c.id == 1).with_for_update()
 
 
 class Unclaimed(RuntimeError):
@@ -185,6 +186,13 @@ def claim_all(conn: Connection) -> None:
     conn.info["claims"] = (conn.get_transaction(), _ALL)
 
 
+def _require_claimed(conn: Connection, ids: set[str]) -> None:
+    held = _claimed(conn)
+    if not is_sqlite(conn) and held is not _ALL and (
+            held is None or not held.covers(frozenset(ids), frozenset())):
+        raise Unclaimed("delete the versions of claimed ids only")
+
+
 def _claimed(conn: Connection) -> _Claims | None:
     transaction, claims = conn.info.get("claims", (None, None))
     return claims if transaction is not None and transaction is conn.get_transaction() else None
@@ -228,12 +236,11 @@ def insert(conn: Connection, items: Sequence[NewObject],
     (the sender, when it is a principal) may see: then it is a DUPLICATE and nothing is
     stored twice. A copy of something the sender may not see is FOREIGN like any other,
     or the answer would confirm hidden content. Call inside store.write(). The items'
-    ids are claimed here unless the transaction claimed them before; everything but
-    stamping, the rows and the audience counts is done before the store clock is taken.
+    ids are claimed here unless the transaction claimed them before (_claimed_lineages);
+    everything but stamping, the rows and the audience counts is done before the store
+    clock is taken.
     """
-    ids = {item.id for item in items}
-    claim(conn, ids)
-    lineages = _lineages(conn, ids)
+    lineages = _claimed_lineages(conn, items)
     result = Inserted([DUPLICATE] * len(items))
     result.earlier = frozenset(i for i, lineage in lineages.items() if lineage.versions)
     fresh_at: list[int] = []
@@ -253,7 +260,8 @@ def insert(conn: Connection, items: Sequence[NewObject],
     if not fresh_at:
         return result
     fresh = [items[index] for index in fresh_at]
-    interned = audiences.intern(conn, [item.audience for item in fresh])
+    interned = audiences.intern(conn, [item.audience for item in fresh],
+                                alone=_claimed(conn) is _ALL)
     _demote(conn, fresh, lineages, result.earlier)
     first = _reserve(conn, len(fresh_at))  # the clock, held from here to the commit
     for offset, index in enumerate(fresh_at):
@@ -262,6 +270,25 @@ def insert(conn: Connection, items: Sequence[NewObject],
              for offset, item in enumerate(fresh)]
     _insert_rows(conn, fresh, [result[i] for i in fresh_at], lineages, interned)
     return result
+
+
+def _claimed_lineages(conn: Connection, items: Sequence[NewObject]) -> dict[str, _Lineage]:
+    """The lineages of the items' ids, read under claims of the ids this insert may write.
+
+    An id another origin owns is not claimed: its owner never changes, and waiting for
+    its writer would tell a sender that a hidden object is being written right now.
+    """
+    ids = {item.id for item in items}
+    held = _claimed(conn)
+    if is_sqlite(conn) or held is _ALL or held is not None and held.covers(
+            frozenset(ids), frozenset()):
+        return _lineages(conn, ids)
+    before = _lineages(conn, ids)
+    ours = {item.id for item in items
+            if item.id not in before or before[item.id].origin == item.origin}
+    claim(conn, ours)
+    theirs = {i: lineage for i, lineage in before.items() if i not in ours}
+    return {**theirs, **_lineages(conn, ours)}
 
 
 def _is_copy(conn: Connection, lineage: _Lineage, item: NewObject, pending,
@@ -393,8 +420,9 @@ def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     """Remove versions by pk and repair the first/last flags of what remains.
 
     `counted=False` is for migration 8, which runs on stores from before audiences. The
-    caller claims the ids before reading which versions to delete (see claim); here
-    claiming them again is only a check.
+    caller claims the ids before it reads which versions to delete (see claim), or the
+    rows it read could be deleted twice over; on PostgreSQL the clock is taken before
+    the audience counts, in the order every publisher takes them.
     """
     if not pks:
         return 0
@@ -402,7 +430,9 @@ def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     if counted:
         columns.append(objects.c.audience_pk)
     doomed = list(conn.execute(sa.select(*columns).where(objects.c.pk.in_(pks))))
-    claim(conn, {r.id for r in doomed})
+    _require_claimed(conn, {r.id for r in doomed})
+    if not is_sqlite(conn):
+        conn.execute(_HOLD_CLOCK)
     if counted:
         gone = Counter(r.audience_pk for r in doomed)
         audiences.count(conn, Counter({pk: -n for pk, n in gone.items()}))

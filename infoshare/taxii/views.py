@@ -275,8 +275,11 @@ def delete_object(api_root: str, collection_id: str, object_id: str) -> Response
                          allowed_match=("version", "spec_version"), default_versions=("all",),
                          max_values=svc.settings.taxii.max_match_values)
     with write(svc.engine) as conn:
-        object_store.claim(conn, [object_id])  # before reading what to delete
         rows = object_store.visible_versions(conn, g.principal, spec, object_id, query.filters)
+        if rows:  # claimed only once seen: waiting for a hidden id's writer would tell
+            object_store.claim(conn, [object_id])
+            rows = object_store.visible_versions(conn, g.principal, spec, object_id,
+                                                 query.filters)
         if not rows:
             raise not_found(f"no object {object_id!r} in this collection")
         if not g.principal.has_role("admin"):
