@@ -319,21 +319,70 @@ def test_publishes_and_ingests_at_once_end_consistent(hub):
     assert_every_lineage(hub.engine)
 
 
-def assert_every_lineage(engine) -> None:
-    """Per id, versions strictly growing in storage order with only the last one latest;
-    per notice, its row's version that of its latest report."""
+def assert_every_lineage(engine, notices_stored: int = 3) -> None:
+    """Per id, exactly its newest version latest and its oldest first; the service's
+    versions strictly growing in storage order; per notice, its row's version that of its
+    latest report."""
     with read(engine) as conn:
         stored = list(conn.execute(sa.select(
-            objects.c.id, objects.c.version_us, objects.c.is_latest, objects.c.raw)
-            .order_by(objects.c.date_added)))
+            objects.c.id, objects.c.origin, objects.c.version_us, objects.c.is_latest,
+            objects.c.is_first, objects.c.raw).order_by(objects.c.date_added)))
         rows = list(conn.execute(sa.select(notices)))
     lineages: dict[str, list] = {}
     for row in stored:
         lineages.setdefault(row.id, []).append(row)
     for object_id, versions in lineages.items():
         stamps = [v.version_us for v in versions]
-        assert stamps == sorted(set(stamps)), f"{object_id}: versions not strictly growing"
-        assert [v.is_latest for v in versions] == [False] * (len(versions) - 1) + [True]
-    assert len(rows) == 3
+        assert len({v.origin for v in versions}) == 1, f"{object_id}: two owners"
+        if versions[0].origin == "service":
+            assert stamps == sorted(set(stamps)), f"{object_id}: versions not growing"
+        assert [v.is_latest for v in versions] == [s == max(stamps) for s in stamps]
+        assert [v.is_first for v in versions] == [s == min(stamps) for s in stamps]
+    assert len(rows) == notices_stored
     for row in rows:
-        assert row.version == json.loads(lineages[row.report_id][-1].raw)["modified"]
+        latest = max(lineages[row.report_id], key=lambda v: v.version_us)
+        assert row.version == json.loads(latest.raw)["modified"]
+
+
+def test_batches_publishes_and_deletes_at_once_keep_every_lineage(hub):
+    """Feed batches sharing a notice with single publishes, and deletes of a partner's
+    versions, all at once: no deadlock, no error, and the flags of every lineage right
+    (the deletes repair is_first and is_latest under their claims)."""
+    spec = CollectionSpec(id=str(uuid.uuid4()), alias="sub", title="", description="",
+                          kind="submitted")
+    partner = [f"indicator--0000beef-0000-4000-8000-{i:012x}" for i in range(4)]
+    publish.ingest(hub.engine, hub.settings, hub.authority.ids, spec, None, [
+        {"type": "indicator", "spec_version": "2.1", "id": object_id,
+         "created": "2024-01-01T00:00:00.000Z", "modified": f"2024-0{m}-01T00:00:00.000Z",
+         "pattern_type": "stix", "pattern": f"[ipv4-addr:value = '10.9.{m}.{n}']",
+         "valid_from": "2024-01-01T00:00:00Z"}
+        for n, object_id in enumerate(partner) for m in (1, 2, 3)], actor="partner:p")
+
+    def batch(t):
+        for round_ in range(2):
+            publish.publish_notices(hub.engine, hub.authority, hub.settings.tiers, [
+                version(t, round_), version(t, round_, source_id=f"batch-{t}")])
+
+    def singles(t):
+        for round_ in range(3):
+            hub.publish(version(t, round_))
+
+    def deletes(object_id):
+        for month in (2, 1):  # the middle version, then the first: flags move each time
+            with write(hub.engine) as conn:
+                object_store.claim(conn, [object_id])
+                pks = conn.execute(sa.select(objects.c.pk).where(
+                    objects.c.id == object_id, objects.c.version == f"2024-0{month}-01"
+                    "T00:00:00.000Z")).scalars().all()
+                object_store.delete(conn, pks)
+
+    jobs = [lambda: batch(1), lambda: batch(2), lambda: singles(3)]
+    jobs += [lambda i=i: deletes(i) for i in partner]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result(timeout=120)
+    assert_every_lineage(hub.engine, notices_stored=3)  # same-1, batch-1, batch-2
+    with read(hub.engine) as conn:
+        left = conn.execute(sa.select(objects.c.version).where(
+            objects.c.id.in_(partner))).scalars().all()
+    assert left == ["2024-03-01T00:00:00.000Z"] * len(partner)
