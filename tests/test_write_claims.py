@@ -79,24 +79,36 @@ def test_a_publish_checks_before_it_takes_the_clock_and_holds_it_only_to_stamp(p
     assert any("pg_advisory_xact_lock" in s for s in seen[:clock])
 
 
+def assert_waits_for_the_holder(hub, claim, notice, why: str) -> None:
+    """While another transaction holds what `claim(conn)` takes, `notice`'s publish waits;
+    once it commits, the publish goes through. The holder is let go before the pool is,
+    so a regression fails here rather than hangs."""
+    holder, pool = hub.engine.connect(), ThreadPoolExecutor(2)
+    try:
+        tx = holder.begin()
+        claim(holder, pool)
+        waiting = pool.submit(hub.publish, notice)
+        time.sleep(0.5)
+        assert not waiting.done(), why
+        tx.commit()
+        assert waiting.result(timeout=30).stored
+    finally:
+        holder.close()
+        pool.shutdown()
+
+
 def test_claims_of_different_notices_do_not_wait_for_each_other(pg_hub):
     """A transaction that has claimed one notice's ids and sits before the clock does not
     hold up the publish of another notice; one that claimed the same ids does."""
     first = pg_hub.publish(bulletin("held", "held", ["192.0.2.10"]))
-    holder = pg_hub.engine.connect()
-    try:
-        tx = holder.begin()
+
+    def claim(holder, pool):
         object_store.claim(holder, first.object_ids)
-        other = pg_hub.publish(bulletin("other", "other", ["192.0.2.11"]))
-        assert other.stored
-        with ThreadPoolExecutor(1) as pool:
-            same = pool.submit(pg_hub.publish, bulletin("held", "held again", ["192.0.2.12"]))
-            time.sleep(0.5)
-            assert not same.done(), "a claim of the same ids must wait for the holder"
-            tx.commit()
-            assert same.result(timeout=30).stored
-    finally:
-        holder.close()
+        other = pool.submit(pg_hub.publish, bulletin("other", "other", ["192.0.2.11"]))
+        assert other.result(timeout=10).stored, "another notice does not wait"
+
+    assert_waits_for_the_holder(pg_hub, claim, bulletin("held", "again", ["192.0.2.12"]),
+                                "a claim of the same ids must wait for the holder")
 
 
 def test_notices_naming_one_cve_do_not_wait_for_each_other_but_its_minter_does(pg_hub):
@@ -107,39 +119,26 @@ def test_notices_naming_one_cve_do_not_wait_for_each_other_but_its_minter_does(p
     held = bulletin("held", "relies on it", ["192.0.2.30"], "green", [cve])
     with read(pg_hub.engine) as conn:
         draft = drafts.prepare(conn, pg_hub.authority, held)
-    holder, pool = pg_hub.engine.connect(), ThreadPoolExecutor(2)
-    try:
-        tx = holder.begin()
+
+    def claim(holder, pool):
         object_store.claim(holder, *drafts.names(draft))
         assert not drafts.moved(holder, draft)
         other = pool.submit(pg_hub.publish, bulletin(
             "other", "relies too", ["192.0.2.31"], "green", [cve]))
         assert other.result(timeout=10).stored, "relying on one CVE is not exclusive"
-        minter = pool.submit(pg_hub.publish, bulletin(
-            "open", "mints it", ["192.0.2.32"], "clear", [cve], "all"))
-        time.sleep(0.5)
-        assert not minter.done(), "minting the CVE must wait for those relying on it"
-        tx.commit()
-        assert minter.result(timeout=30).stored
-    finally:
-        holder.close()  # lets a waiting publish go on, so the pool can finish
-        pool.shutdown()
+
+    assert_waits_for_the_holder(
+        pg_hub, claim, bulletin("open", "mints it", ["192.0.2.32"], "clear", [cve], "all"),
+        "minting the CVE must wait for those relying on it")
 
 
 def test_more_keys_than_the_limit_claim_the_whole_store(pg_hub):
-    holder = pg_hub.engine.connect()
-    try:
-        tx = holder.begin()
+    def claim(holder, pool):
         object_store.claim(holder, [f"indicator--{i}" for i in range(
             object_store.CLAIM_LIMIT + 1)])
-        with ThreadPoolExecutor(1) as pool:
-            other = pool.submit(pg_hub.publish, bulletin("x", "x", ["192.0.2.20"]))
-            time.sleep(0.5)
-            assert not other.done(), "a claim of the whole store keeps every writer out"
-            tx.commit()
-            assert other.result(timeout=30).stored
-    finally:
-        holder.close()
+
+    assert_waits_for_the_holder(pg_hub, claim, bulletin("x", "x", ["192.0.2.20"]),
+                                "a claim of the whole store keeps every writer out")
 
 
 def test_a_later_claim_does_not_wait_for_a_name_another_writer_holds(pg_hub):
