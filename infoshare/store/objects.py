@@ -114,12 +114,13 @@ class Unclaimed(RuntimeError):
 class _Claims:
     writes: frozenset[str]
     reads: frozenset[str]
+    everything: bool = False  # the whole store (claim_all)
 
-    def covers(self, writes: frozenset[str], reads: frozenset[str]) -> bool:
-        return writes <= self.writes and reads <= self.writes | self.reads
+    def covers(self, writes: frozenset[str], reads: frozenset[str] = frozenset()) -> bool:
+        return self.everything or writes <= self.writes and reads <= self.writes | self.reads
 
 
-_ALL = _Claims(frozenset(), frozenset())  # the whole store, by identity
+_ALL = _Claims(frozenset(), frozenset(), everything=True)
 
 
 def claim_key(name: str) -> int:
@@ -141,7 +142,7 @@ def claim(conn: Connection, writes: Iterable[str], reads: Iterable[str] = ()) ->
         return
     wanted = _Claims(frozenset(writes), frozenset(reads) - frozenset(writes))
     held = _claimed(conn)
-    if held is _ALL or held is not None and held.covers(wanted.writes, wanted.reads):
+    if held is not None and held.covers(wanted.writes, wanted.reads):
         return
     if held is not None:
         _claim_later(conn, held, wanted)
@@ -186,11 +187,10 @@ def claim_all(conn: Connection) -> None:
     conn.info["claims"] = (conn.get_transaction(), _ALL)
 
 
-def _require_claimed(conn: Connection, ids: set[str]) -> None:
+def _holds(conn: Connection, ids: set[str]) -> bool:
+    """Whether the transaction may write these ids without claiming them (on SQLite, any)."""
     held = _claimed(conn)
-    if not is_sqlite(conn) and held is not _ALL and (
-            held is None or not held.covers(frozenset(ids), frozenset())):
-        raise Unclaimed("delete the versions of claimed ids only")
+    return is_sqlite(conn) or held is not None and held.covers(frozenset(ids))
 
 
 def _claimed(conn: Connection) -> _Claims | None:
@@ -279,9 +279,7 @@ def _claimed_lineages(conn: Connection, items: Sequence[NewObject]) -> dict[str,
     its writer would tell a sender that a hidden object is being written right now.
     """
     ids = {item.id for item in items}
-    held = _claimed(conn)
-    if is_sqlite(conn) or held is _ALL or held is not None and held.covers(
-            frozenset(ids), frozenset()):
+    if _holds(conn, ids):
         return _lineages(conn, ids)
     before = _lineages(conn, ids)
     ours = {item.id for item in items
@@ -430,7 +428,8 @@ def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     if counted:
         columns.append(objects.c.audience_pk)
     doomed = list(conn.execute(sa.select(*columns).where(objects.c.pk.in_(pks))))
-    _require_claimed(conn, {r.id for r in doomed})
+    if not _holds(conn, {r.id for r in doomed}):
+        raise Unclaimed("delete the versions of claimed ids only")
     if not is_sqlite(conn):
         conn.execute(_HOLD_CLOCK)
     if counted:
