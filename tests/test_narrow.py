@@ -1,14 +1,16 @@
 """Narrow readers (issue 12): a page read by merging the principal's audiences
 (store/keyset.py) holds exactly the rows, in the same order, that the scan with the SQL
 rule (`access.visible`) holds, for random stores, principals, lenses and filters, on both
-engines; including rows of audiences the process has not read yet. And the plan merges for
-a narrow reader and scans for an all-seeing one."""
+engines; including rows of audiences the process has not read yet, and whichever audiences
+are walked alone. The plan merges for a narrow reader and scans for an all-seeing one, and
+walks small audiences together."""
 
 from __future__ import annotations
 
 import json
 import uuid
 
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,8 +95,17 @@ def test_merged_pages_equal_the_scan(engine, lineages, principal_list, spec, fil
             merged = _rows(conn, principal, spec, filters, limit, columns,
                            keyset.Merge(access.Seen(seen.pks, None)))
             newer = _rows(conn, principal, spec, filters, limit, columns, keyset.Merge(stale))
+            # any counts, however wrong: each audience walked alone or in the shared part
+            cycle = data.draw(st.lists(st.integers(0, limit + 2), min_size=1, max_size=6))
+            counts = {pk: cycle[i % len(cycle)] for i, pk in enumerate(sorted(seen.pks))}
+            split = _rows(conn, principal, spec, filters, limit, columns,
+                          keyset.Merge(access.Seen(seen.pks, None), counts))
+            split_stale = _rows(conn, principal, spec, filters, limit, columns,
+                                keyset.Merge(stale, counts))
         assert merged == scan, principal
         assert newer == scan, (principal, cut)
+        assert split == scan, (principal, counts)
+        assert split_stale == scan, (principal, cut, counts)
 
 
 def _rows(conn, principal, spec, filters, limit, columns, how):
@@ -128,3 +139,52 @@ def test_the_plan_merges_for_a_narrow_reader_and_scans_for_an_all_seeing_one(eng
         rows = store.page(conn, narrow, spec, store.Filters(), None, 100,
                           (objects_table.c.id,))
     assert len(rows) == 20
+
+
+def test_small_audiences_are_walked_together_and_large_ones_alone(engine):
+    """12 bulletins of 360 rows, 10 of them TLP:RED to the reader and a co-recipient of
+    its own (the 12th: 55 of 440): a page of 15 after the 7th bulletin's first row walks
+    the 11 small audiences in one part of the statement and the large one alone, and holds
+    the rows the scan holds."""
+    reader = _reader("many", tiers.rank("red"), sectors.mask(["dams"]))
+    hidden = access.Audience(tlp="green", all_sectors=False,
+                             sector_mask=sectors.mask(["energy"]))
+    items = []
+    for bulletin in range(12):
+        red = access.Audience(tlp="red", recipient_principals=frozenset(
+            {"many", f"co-{bulletin}"}))
+        for i in range(360 if bulletin < 11 else 440):
+            n = len(items)
+            every = 36 if bulletin < 11 else 8
+            items.append(_new(f"indicator--{uuid.uuid4()}", "indicator",
+                              f"2025-01-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+                              red if i % every == 1 else hidden, False, False))
+    with write(engine) as conn:
+        stamps = store.insert(conn, items)
+    spec = CollectionSpec(id=str(uuid.uuid4()), alias="all", title="", description="",
+                          kind="all")
+    statements = []
+
+    def log(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", log)
+    try:
+        with read(engine) as conn:
+            how = keyset.plan(conn, reader, 15, by_id=False)
+            del statements[:]
+            filters = store.Filters(added_after=stamps[6 * 360])
+            rows = store.page(conn, reader, spec, filters, None, 15, (objects_table.c.id,))
+            scan = store.page(conn, reader, spec, filters, None, 15, (objects_table.c.id,),
+                              how=None)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", log)
+    assert isinstance(how, keyset.Merge) and len(how.seen.pks) == 12
+    large = [pk for pk, count in how.counts.items() if count == 55]
+    assert len(large) == 1
+    (statement,) = [s for s in statements if "UNION ALL" in s]
+    # the large audience, the small ones, and on PostgreSQL audiences newer than the view
+    assert statement.count("UNION ALL") == (1 if engine.dialect.name == "sqlite" else 2)
+    small = ", ".join(str(pk) for pk in sorted(how.seen.pks - set(large)))
+    assert f"audience_pk IN ({small})" in statement
+    assert rows == scan and len(rows) == 16
