@@ -4,35 +4,139 @@ Every worker waits on the one listening socket, and asyncio's own accept takes e
 connection that is waiting when it wakes. Clients keep their connections alive (TAXII
 pollers, publishers, the console), so whichever worker woke first served all of them
 on one core while the other workers idled: four publishers got one worker's rate
-(issue 12). Here a worker holding k connections tries k x ACCEPT_DELAY_S later (at most
-MAX_DELAY_S): every worker is woken for a new connection, so the one holding the fewest
-takes it, one per wake-up. After the longest delay a worker takes up to BATCH, so a
-partner holding many idle connections cannot slow the rate of new ones (past that many,
-connections are spread at random). A worker too busy to get to a connection leaves it
-to the others, and when they are busier it still takes it after its delay. An accept
-error never stops a worker watching its socket.
+(issue 12). Every worker is woken for a new connection. The workers write how many
+connections each holds into a Ledger the master maps before forking; a worker holding
+the fewest takes the connection at once, and one holding k more than that tries
+k x ACCEPT_DELAY_S later (at most MAX_DELAY_S), so the least busy takes it, one per
+wake-up. The step is longer than the interpreter's switch interval (5 ms): a worker whose
+request threads hold the GIL answers its wake-up that much late, and a shorter step gave
+three of four publishers to the other worker. A worker too busy to get to a connection
+leaves it to the others, and when they are busier it still takes it after its delay.
+After the longest delay a worker takes up to BATCH, so a partner holding many idle
+connections cannot slow the rate of new ones. An accept error never stops a worker
+watching its socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
+import os
 import socket
+import struct
 
 from uvicorn import Server
 
-ACCEPT_DELAY_S = 0.002  # per connection this worker holds
-MAX_DELAY_S = 0.01  # a new connection waits at most this long for a less busy worker
+ACCEPT_DELAY_S = 0.01  # per connection this worker holds more than the least busy one
+MAX_DELAY_S = 0.05  # a new connection waits at most this long for a less busy worker
 BATCH = 8  # taken at once after the longest delay, so held connections bound no rate
 RETRY_S = 0.1  # after an accept error other than "none left" (EPERM, EPROTO, EMFILE...)
 log = logging.getLogger("uvicorn.error")
+SLOT = struct.Struct("qq")  # a worker's pid (0: free) and how many connections it holds
+
+
+class Ledger:
+    """How many connections each worker holds, in memory shared by every worker: mapped
+    by the master before it forks. The master gives each worker a slot as it forks it and
+    frees the slot when the worker has exited, killed or not; only the master hands out
+    slots, so no lock is needed. A slot's pid: 0 free, -1 given but not taking
+    connections (booting or shutting down), else the worker's, counted."""
+
+    def __init__(self, slots: int = 64):
+        self.slots = slots
+        self.memory = mmap.mmap(-1, slots * SLOT.size)  # anonymous and shared: forks see it
+
+    def reserve(self) -> int | None:
+        """In the master, before a fork: a free slot for the new worker (None: none left,
+        so it is not counted)."""
+        for slot in range(self.slots):
+            if self._read(slot)[0] == 0:
+                self._write(slot, -1, 0)
+                return slot
+        return None
+
+    def free(self, slot: int) -> None:
+        """In the master, once the slot's worker has exited."""
+        self._write(slot, 0, 0)
+
+    def hold(self, slot: int, held: int) -> None:
+        self._write(slot, os.getpid(), held)
+
+    def withdraw(self, slot: int) -> None:
+        """The worker takes no more connections: no other waits for it."""
+        self._write(slot, -1, 0)
+
+    def least_but(self, slot: int) -> int | None:
+        """The fewest connections another taking worker holds (None: no other)."""
+        counts = [held for other in range(self.slots) if other != slot
+                  for pid, held in [self._read(other)] if pid > 0]
+        return min(counts, default=None)
+
+    def _read(self, slot: int) -> tuple[int, int]:
+        return SLOT.unpack_from(self.memory, slot * SLOT.size)
+
+    def _write(self, slot: int, pid: int, held: int) -> None:
+        SLOT.pack_into(self.memory, slot * SLOT.size, pid, held)
+
+
+class Held(set):
+    """A worker's connections (uvicorn's `server_state.connections`) and how many more it
+    has accepted whose transports are not made yet: their sum, `count`, is written into
+    the ledger (if any) whenever it changes, so the others see an accept at once."""
+
+    def __init__(self, ledger: Ledger | None = None, slot: int | None = None, items=()):
+        super().__init__(items)
+        self.ledger, self.slot, self.starting = ledger, slot, 0
+
+    @property
+    def count(self) -> int:
+        return len(self) + self.starting
+
+    def add(self, item) -> None:
+        super().add(item)
+        self._tell()
+
+    def discard(self, item) -> None:
+        super().discard(item)
+        self._tell()
+
+    def remove(self, item) -> None:
+        super().remove(item)
+        self._tell()
+
+    def accepted(self) -> None:
+        self.starting += 1
+        self._tell()
+
+    def made(self) -> None:
+        """The transport of an accepted connection is made (or failed)."""
+        self.starting -= 1
+        self._tell()
+
+    def announce(self) -> None:
+        """This worker takes connections from now on: count it."""
+        self._tell()
+
+    def least_other(self) -> int:
+        """The fewest connections another worker holds (0 when nothing tells)."""
+        if self.ledger is None or self.slot is None:
+            return 0
+        return self.ledger.least_but(self.slot) or 0
+
+    def _tell(self) -> None:
+        if self.ledger is not None and self.slot is not None:
+            self.ledger.hold(self.slot, self.count)
+
+
+LEDGER: Ledger | None = None  # set in the master (server.run) before it forks workers
 
 
 class Acceptor:
     """Accepts connections on shared listening sockets, later the more connections
     (`held`) this worker has, and hands each to the loop as a transport."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sockets, factory, held, *,
+    def __init__(self, loop: asyncio.AbstractEventLoop, sockets, factory, held: Held, *,
                  spread: bool = True, ssl=None):
         self.loop, self.sockets, self.factory, self.held = loop, list(sockets), factory, held
         self.spread, self.ssl = spread, ssl  # spread: other workers may take connections
@@ -53,9 +157,12 @@ class Acceptor:
         self.timers.clear()
 
     def delay(self) -> float:
+        """0 for a worker holding no more than the least busy other (as far as the ledger
+        tells; without one, as if another held none)."""
         if not self.spread:
             return 0.0
-        return min(len(self.held) * ACCEPT_DELAY_S, MAX_DELAY_S)
+        more = self.held.count - self.held.least_other()
+        return min(max(more, 0) * ACCEPT_DELAY_S, MAX_DELAY_S)
 
     def _watch(self, sock: socket.socket) -> None:
         if self.running:
@@ -87,6 +194,7 @@ class Acceptor:
                 self.timers[sock.fileno()] = self.loop.call_later(RETRY_S, self._take, sock)
                 return
             conn.setblocking(False)
+            self.held.accepted()
             self.loop.create_task(self._serve(conn))
         self._watch(sock)
 
@@ -95,15 +203,19 @@ class Acceptor:
             await self.loop.connect_accepted_socket(self.factory, conn, ssl=self.ssl)
         except OSError:  # gone before its transport was made (or a failed TLS handshake)
             conn.close()
+        finally:
+            self.held.made()
 
 
 class BalancedServer(Server):
     """uvicorn's server, with connections on gunicorn's sockets taken by an Acceptor
     instead of asyncio's accept-everything loop."""
 
-    def __init__(self, config, workers: int):
+    def __init__(self, config, workers: int, slot: int | None = None):
         super().__init__(config=config)
         self.workers = workers  # with one, no connection is left for another to take
+        self.slot = slot if LEDGER and workers > 1 else None  # the master's ledger slot
+        self.server_state.connections = Held(LEDGER, self.slot)
 
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets=[])  # the lifespan, the state; no asyncio servers
@@ -115,12 +227,16 @@ class BalancedServer(Server):
             return config.http_protocol_class(config=config, server_state=self.server_state,
                                               app_state=self.lifespan.state, _loop=loop)
 
-        self.acceptor = Acceptor(loop, sockets, factory, self.server_state.connections,
-                                 spread=self.workers > 1, ssl=config.ssl)
+        held = self.server_state.connections
+        held.announce()
+        self.acceptor = Acceptor(loop, sockets, factory, held, spread=self.workers > 1,
+                                 ssl=config.ssl)
         self.acceptor.start()
 
     async def shutdown(self, sockets=None) -> None:
         acceptor = getattr(self, "acceptor", None)
         if acceptor is not None:
             acceptor.stop()
+        if self.slot is not None:
+            LEDGER.withdraw(self.slot)
         await super().shutdown(sockets=sockets)

@@ -182,7 +182,8 @@ def worker_class(header_timeout: float, max_connections: int, forwarded_allow_ip
 
         async def _serve(self) -> None:  # uvicorn-worker's, with the balanced server
             self.config.app = self.wsgi
-            server = BalancedServer(self.config, workers=self.cfg.workers)
+            server = BalancedServer(self.config, workers=self.cfg.workers,
+                                    slot=getattr(self, "ledger_slot", None))
             self._install_sigquit_handler()
             await server.serve(sockets=self.sockets)
             if not server.started:

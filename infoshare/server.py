@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from . import front
+from . import balance, front
 from .app import create_app
 from .settings import Settings
 from .store import migrate
@@ -41,6 +41,7 @@ class _Gunicorn(BaseApplication):
 def run(settings: Settings, host: str, port: int, workers: int) -> None:
     """Serve until stopped; call prepare() first (the CLI does)."""
     _steady_malloc()
+    balance.LEDGER = balance.Ledger()  # before the fork: every worker maps the same one
     server = settings.server
     options = {
         "bind": f"{host}:{port}",
@@ -49,7 +50,9 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
                                            ",".join(server.forwarded_allow_ips)),
         "forwarded_allow_ips": ",".join(server.forwarded_allow_ips) or "127.0.0.1",
         "keepalive": 5,
+        "pre_fork": _pre_fork,
         "worker_exit": _worker_exit,
+        "child_exit": _child_exit,
         "timeout": 60,
         "graceful_timeout": 10,
         "accesslog": "-",
@@ -84,6 +87,17 @@ def _worker_exit(server, worker) -> None:
     from distribution import scheduler
 
     scheduler.stop()
+
+
+def _pre_fork(server, worker) -> None:
+    """In the master: the worker's slot in the ledger of held connections (balance.py)."""
+    worker.ledger_slot = balance.LEDGER.reserve()
+
+
+def _child_exit(server, worker) -> None:
+    """In the master, once a worker has exited, killed or not: free its ledger slot."""
+    if getattr(worker, "ledger_slot", None) is not None:
+        balance.LEDGER.free(worker.ledger_slot)
 
 
 def prepare(settings: Settings) -> dict:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from infoshare.balance import Held
+
 from .live import LiveServer, service_env
 
 TAXII = "application/taxii+json;version=2.1"
@@ -294,13 +296,13 @@ def _listening(kind=socket.socket) -> socket.socket:
 
 def test_an_accept_error_does_not_leave_the_worker_deaf():
     with _listening(_Flaky) as sock:
-        assert _accepted_by({"held": set(), "spread": False}, sock, 3, 3) == 3
+        assert _accepted_by({"held": Held(), "spread": False}, sock, 3, 3) == 3
 
 
 def test_a_worker_holding_many_connections_still_takes_new_ones_quickly():
     """A partner keeping idle connections open delays a worker's accepts (so the others
     get new clients first), but it cannot bound how many it takes a second."""
-    held = set(range(40))  # as if 40 idle connections were held
+    held = Held(items=range(40))  # as if 40 idle connections were held
     with _listening() as sock:
         started = time.monotonic()
         assert _accepted_by({"held": held, "spread": True}, sock, 40, 5) == 40
