@@ -88,6 +88,7 @@ class Held(set):
     def __init__(self, ledger: Ledger | None = None, slot: int | None = None, items=()):
         super().__init__(items)
         self.ledger, self.slot, self.starting = ledger, slot, 0
+        self.taking = False  # counted in the ledger: between announce() and withdraw()
 
     @property
     def count(self) -> int:
@@ -116,7 +117,15 @@ class Held(set):
 
     def announce(self) -> None:
         """This worker takes connections from now on: count it."""
+        self.taking = True
         self._tell()
+
+    def withdraw(self) -> None:
+        """This worker takes no more connections (it is shutting down): no other worker
+        waits for it, however few it holds while its last requests finish."""
+        self.taking = False
+        if self.ledger is not None and self.slot is not None:
+            self.ledger.withdraw(self.slot)
 
     def least_other(self) -> int:
         """The fewest connections another worker holds (0 when nothing tells)."""
@@ -125,7 +134,7 @@ class Held(set):
         return self.ledger.least_but(self.slot) or 0
 
     def _tell(self) -> None:
-        if self.ledger is not None and self.slot is not None:
+        if self.taking and self.ledger is not None and self.slot is not None:
             self.ledger.hold(self.slot, self.count)
 
 
@@ -237,6 +246,5 @@ class BalancedServer(Server):
         acceptor = getattr(self, "acceptor", None)
         if acceptor is not None:
             acceptor.stop()
-        if self.slot is not None:
-            LEDGER.withdraw(self.slot)
+        self.server_state.connections.withdraw()
         await super().shutdown(sockets=sockets)

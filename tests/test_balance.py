@@ -89,3 +89,16 @@ def test_the_ledger_counts_taking_workers_only_and_frees_exited_ones():
     assert ledger.least_but(a) is None
     ledger.free(b)
     assert ledger.reserve() == b and ledger.reserve() is not None and ledger.reserve() is None
+
+
+def test_a_worker_shutting_down_is_not_waited_for_while_its_last_connections_close():
+    ledger = Ledger(slots=2)
+    mine, other = ledger.reserve(), ledger.reserve()
+    held = Held(ledger, mine, items=range(3))
+    held.add(None)  # not yet taking: not counted
+    assert ledger.least_but(other) is None
+    held.announce()
+    assert ledger.least_but(other) == 4
+    held.withdraw()
+    held.discard(0)  # a request finishing during the shutdown
+    assert ledger.least_but(other) is None
