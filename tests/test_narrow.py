@@ -188,3 +188,46 @@ def test_small_audiences_are_walked_together_and_large_ones_alone(engine):
     small = ", ".join(str(pk) for pk in sorted(how.seen.pks - set(large)))
     assert f"audience_pk IN ({small})" in statement
     assert rows == scan and len(rows) == 16
+
+
+ROWS = 60_000
+
+
+def _fill(conn, dialect: str) -> None:
+    """ROWS objects straight in SQL: audiences 100-299 hold 5 rows each among the first
+    2000, audiences 1-5 (which the reader may not see) all the rest."""
+    numbers = ("generate_series(0, :n - 1) AS g(i)" if dialect == "postgresql" else
+               "(WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g "
+               "WHERE i + 1 < :n) SELECT i FROM g) AS g")
+    conn.execute(sa.text(
+        "INSERT INTO objects (id, type, spec_version, version, version_us, date_added,"
+        " is_latest, is_first, raw, tlp_rank, all_sectors, sector_mask, has_compartments,"
+        " has_recipients, everywhere, audience_pk, origin)"
+        " SELECT 'indicator--' || i, 'indicator', '2.1', 'v', i, i + 1, true, true, :raw,"
+        " 1, true, 0, false, false, false,"
+        " CASE WHEN i < 2000 AND i % 2 = 0 THEN 100 + (i / 2) / 5 ELSE 1 + i % 5 END,"
+        f" 'service' FROM {numbers}"), {"n": ROWS, "raw": b"{}"})
+    conn.exec_driver_sql("ANALYZE")
+
+
+def test_a_caught_up_reader_of_small_audiences_does_not_walk_the_store_after_analyze(engine):
+    """With the table's statistics (PostgreSQL's autovacuum takes them by itself), the
+    part of the merge that walks the small audiences together was planned as a walk of
+    date_added testing each row's audience: a reader with nothing new read every row
+    after its cursor (the review measured 49 ms at 300k rows on PostgreSQL against
+    0.1 ms). It must walk the audience index."""
+    with write(engine) as conn:
+        _fill(conn, engine.dialect.name)
+    small = frozenset(range(100, 300))
+    reader = _reader("r", tiers.rank("red"), all_sectors=True)
+    how = keyset.Merge(access.Seen(small, None), dict.fromkeys(small, 5))
+    with read(engine) as conn:
+        caught_up = conn.execute(sa.text(
+            "SELECT max(date_added) FROM objects WHERE audience_pk >= 100")).scalar()
+        statement = keyset.ordered(reader, how, [], caught_up, 100, (objects_table.c.id,),
+                                   True)
+        sql = str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
+        explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + sql))
+        assert conn.exec_driver_sql(sql).all() == []
+    assert "ix_objects_audience_added" in plan and "ix_objects_date_added" not in plan, plan
