@@ -220,7 +220,9 @@ def test_a_caught_up_reader_of_small_audiences_does_not_walk_the_store_after_ana
         _fill(conn, engine.dialect.name)
     small = frozenset(range(100, 300))
     reader = _reader("r", tiers.rank("red"), all_sectors=True)
-    how = keyset.Merge(access.Seen(small, None), dict.fromkeys(small, 5))
+    # on PostgreSQL, with the part for audiences newer than the process has read too
+    known = None if engine.dialect.name == "sqlite" else 299
+    how = keyset.Merge(access.Seen(small, known), dict.fromkeys(small, 5))
     with read(engine) as conn:
         caught_up = conn.execute(sa.text(
             "SELECT max(date_added) FROM objects WHERE audience_pk >= 100")).scalar()
