@@ -48,10 +48,12 @@ class Ledger:
         self.memory = mmap.mmap(-1, slots * SLOT.size)  # anonymous and shared: forks see it
 
     def reserve(self) -> int | None:
-        """In the master, before a fork: a free slot for the new worker (None: none left,
-        so it is not counted)."""
+        """In the master, before a fork: a free slot for the new worker, or one whose
+        worker is gone without the master freeing it (gunicorn does not call child_exit
+        for a worker it finds already dead); None: none left, so it is not counted."""
         for slot in range(self.slots):
-            if self._read(slot)[0] == 0:
+            pid = self._read(slot)[0]
+            if pid == 0 or (pid > 0 and not _alive(pid)):
                 self._write(slot, -1, 0)
                 return slot
         return None
@@ -68,9 +70,9 @@ class Ledger:
         self._write(slot, -1, 0)
 
     def least_but(self, slot: int) -> int | None:
-        """The fewest connections another taking worker holds (None: no other)."""
+        """The fewest connections another live, taking worker holds (None: no other)."""
         counts = [held for other in range(self.slots) if other != slot
-                  for pid, held in [self._read(other)] if pid > 0]
+                  for pid, held in [self._read(other)] if pid > 0 and _alive(pid)]
         return min(counts, default=None)
 
     def _read(self, slot: int) -> tuple[int, int]:
@@ -80,31 +82,52 @@ class Ledger:
         SLOT.pack_into(self.memory, slot * SLOT.size, pid, held)
 
 
-class Held(set):
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Held:
     """A worker's connections (uvicorn's `server_state.connections`) and how many more it
     has accepted whose transports are not made yet: their sum, `count`, is written into
     the ledger (if any) whenever it changes, so the others see an accept at once."""
 
     def __init__(self, ledger: Ledger | None = None, slot: int | None = None, items=()):
-        super().__init__(items)
+        self.connections = set(items)
         self.ledger, self.slot, self.starting = ledger, slot, 0
         self.taking = False  # counted in the ledger: between announce() and withdraw()
 
-    @property
-    def count(self) -> int:
-        return len(self) + self.starting
+    # What uvicorn does with its set of connections; any other use fails loudly rather
+    # than changing the set without the ledger knowing.
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    def __iter__(self):
+        return iter(self.connections)
+
+    def __contains__(self, item) -> bool:
+        return item in self.connections
 
     def add(self, item) -> None:
-        super().add(item)
+        self.connections.add(item)
         self._tell()
 
     def discard(self, item) -> None:
-        super().discard(item)
+        self.connections.discard(item)
         self._tell()
 
     def remove(self, item) -> None:
-        super().remove(item)
+        self.connections.remove(item)
         self._tell()
+
+    @property
+    def count(self) -> int:
+        return len(self.connections) + self.starting
 
     def accepted(self) -> None:
         self.starting += 1
@@ -127,11 +150,13 @@ class Held(set):
         if self.ledger is not None and self.slot is not None:
             self.ledger.withdraw(self.slot)
 
-    def least_other(self) -> int:
-        """The fewest connections another worker holds (0 when nothing tells)."""
+    def least_other(self) -> int | None:
+        """The fewest connections another worker taking them holds; None: no other is
+        taking any (booting, shutting down), so none is worth waiting for. Without a
+        ledger, as if another held none."""
         if self.ledger is None or self.slot is None:
             return 0
-        return self.ledger.least_but(self.slot) or 0
+        return self.ledger.least_but(self.slot)
 
     def _tell(self) -> None:
         if self.taking and self.ledger is not None and self.slot is not None:
@@ -170,8 +195,10 @@ class Acceptor:
         tells; without one, as if another held none)."""
         if not self.spread:
             return 0.0
-        more = self.held.count - self.held.least_other()
-        return min(max(more, 0) * ACCEPT_DELAY_S, MAX_DELAY_S)
+        least = self.held.least_other()
+        if least is None:
+            return 0.0
+        return min(max(self.held.count - least, 0) * ACCEPT_DELAY_S, MAX_DELAY_S)
 
     def _watch(self, sock: socket.socket) -> None:
         if self.running:

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from infoshare.balance import Acceptor, Held, Ledger
+from infoshare.balance import MAX_DELAY_S, Acceptor, Held, Ledger
 
 CONNECTIONS = 4
 
@@ -102,3 +102,33 @@ def test_a_worker_shutting_down_is_not_waited_for_while_its_last_connections_clo
     held.withdraw()
     held.discard(0)  # a request finishing during the shutdown
     assert ledger.least_but(other) is None
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = multiprocessing.get_context("fork").Process(target=lambda: None)
+    child.start()
+    child.join()
+    return child.pid
+
+
+def test_a_worker_alone_in_taking_connections_takes_them_at_once():
+    """The other worker booting, shutting down or killed: no one to leave a connection
+    to, so no delay (the review found 50 ms a connection, 8 per 50 ms at most)."""
+    ledger = Ledger(slots=2)
+    mine, other = ledger.reserve(), ledger.reserve()
+    held = Held(ledger, mine, items=range(6))
+    held.announce()
+    acceptor = Acceptor(None, [], None, held)
+    assert acceptor.delay() == 0  # the other is booting
+    ledger.hold(other, 0)
+    assert acceptor.delay() == MAX_DELAY_S  # while it really takes connections
+    ledger._write(other, _gone_pid(), 0)  # killed, and gunicorn did not call child_exit
+    assert acceptor.delay() == 0
+    assert ledger.reserve() == other  # and its slot is given again
+
+
+def test_held_refuses_what_would_change_it_behind_the_ledger():
+    held = Held(Ledger(slots=1), 0, items=[1])
+    for change in ("clear", "update", "pop", "__ior__"):
+        assert not hasattr(held, change)
