@@ -13,11 +13,12 @@ Two ways to read "the first limit + 1 visible rows after `floor`, by date_added"
   an audience stored in between.
 
 The audiences a merge walks one by one are those with more than limit + 1 stored
-versions; all the others are walked by one more part, on the same index with their pks
-in a list, which holds at most limit + 1 of each. Each part of a union costs SQLite a
-sorter and SQLAlchemy a subquery to build, more than a hundred keys cost to read, and
-SQLite stops each audience's walk in that part once the sorter holds limit + 1 earlier
-keys: a reader named in a hundred small RED bulletins pays for two parts, not a hundred.
+versions (by the stored counts); all the others share one more part, on the same index
+with their pks in a list, reading each one's keys after the floor (as many as the counts
+said, unless they are stale) and keeping the first limit + 1. Each part of a union costs
+SQLite a sorter and SQLAlchemy a subquery to build, more than a hundred keys cost to read:
+a reader named in a hundred small RED bulletins pays for one part, not a hundred. Whatever
+the counts, each row's audience is in exactly one part, so the page is the same.
 
 `plan` picks the cheaper by the stored counts per audience (an estimate: a stale count
 costs time, never rows). Both return the same rows in the same order (tests/test_narrow.py).
