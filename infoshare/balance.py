@@ -2,18 +2,18 @@
 
 Every worker waits on the one listening socket, and asyncio's own accept takes every
 connection that is waiting when it wakes. Clients keep their connections alive (TAXII
-pollers, publishers, the console), so whichever worker woke first served all of them
-on one core while the other workers idled: four publishers got one worker's rate
-(issue 12). Every worker is woken for a new connection. The workers write how many
-connections each holds into a Ledger the master maps before forking; a worker holding
-the fewest (or alone in taking any) takes the connection at once, and one holding k more
-than that tries k x ACCEPT_DELAY_S later (at most MAX_DELAY_S), so the least busy takes
-it, one per wake-up. The step is longer than the interpreter's switch interval (5 ms): a worker whose
-request threads hold the GIL answers its wake-up that much late, and a shorter step gave
-three of four publishers to the other worker. A worker too busy to get to a connection
-leaves it to the others, and when they are busier it still takes it after its delay.
-After the longest delay a worker takes up to BATCH, so a partner holding many idle
-connections cannot slow the rate of new ones. An accept error never stops a worker
+pollers, publishers, the console), so whichever worker woke first served all of them on
+one core while the other workers idled: four publishers got one worker's rate (issue
+12). Every worker is woken for a new connection. The workers write how many connections
+each holds into a Ledger the master maps before forking; a worker holding the fewest (or
+alone in taking any) takes the connection at once, and one holding k more than that
+tries k x ACCEPT_DELAY_S later (at most MAX_DELAY_S), so the least busy takes it, one
+per wake-up. The step is longer than the interpreter's switch interval (5 ms): a worker
+whose request threads hold the GIL answers its wake-up that much late, and a shorter
+step gave three of four publishers to the other worker. A worker too busy to get to a
+connection leaves it to the others, and when they are busier it still takes it after its
+delay. After the longest delay a worker takes up to BATCH, so a partner holding many
+idle connections cannot slow the rate of new ones. An accept error never stops a worker
 watching its socket.
 """
 
