@@ -93,7 +93,7 @@ def prepare(conn: Connection, authority: Authority, notice: Notice) -> Draft:
 
 
 def names(draft: Draft) -> tuple[set[str], set[str]]:
-    """What `moved` checks, to claim before checking it (objects.claim): the names the
+    """What `moved` checks, to claim before checking it (store/claims.py): the names the
     publish changes (the notice, every id it has or had, the CVEs it mints), and those it
     only relies on (the other CVEs it names, the shared vulnerabilities it references).
     Whoever could move any of these claims it to change it: a publish of the same notice

@@ -33,7 +33,7 @@ from .signing.keys import Signer
 from .stix import definitions, markings
 from .stix.ids import IdSpace
 from .stix.validate import InvalidObject, check
-from .store import audit, provenance
+from .store import audit, claims, provenance
 from .store import cves as cve_store
 from .store import notices as notice_store
 from .store import objects as object_store
@@ -340,11 +340,11 @@ def publish_notice(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
         with read(engine) as conn:
             draft = drafts.prepare(conn, authority, notice)
         with write(engine) as conn:
-            object_store.claim(conn, *drafts.names(draft))
+            claims.claim(conn, *drafts.names(draft))
             if not drafts.moved(conn, draft):
                 return _store(conn, draft, tier_map, publisher, attempt)
     with write(engine) as conn:  # its names are known only once prepared: claim all
-        object_store.claim_all(conn)
+        claims.claim_all(conn)
         return _store(conn, drafts.prepare(conn, authority, notice), tier_map, publisher,
                       REDO_LIMIT + 1)
 
@@ -367,7 +367,7 @@ def publish_notices(engine: Engine, authority: Authority, tier_map: tiers.Tiers,
             prepared = [drafts.prepare(conn, authority, n) for n in notices]
         with write(engine) as conn:
             names = [drafts.names(draft) for draft in prepared]
-            object_store.claim(conn, set().union(*(w for w, _ in names)),
+            claims.claim(conn, set().union(*(w for w, _ in names)),
                                set().union(*(r for _, r in names)))
             return [_store(conn, _current(conn, authority, draft), tier_map, None, 1)
                     for draft in prepared]
@@ -392,9 +392,9 @@ def _current(conn, authority: Authority, draft: drafts.Draft) -> drafts.Draft:
     Unclaimed, and the batch falls back to one transaction per notice."""
     if drafts.moved(conn, draft):
         fresh = drafts.prepare(conn, authority, draft.notice)
-        object_store.claim(conn, *drafts.names(fresh))
+        claims.claim(conn, *drafts.names(fresh))
         if drafts.moved(conn, fresh):  # what it read moved before its new names were ours
-            raise object_store.Unclaimed("a batch's notice moved under another publish")
+            raise claims.Unclaimed("a batch's notice moved under another publish")
         return fresh
     return draft
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from infoshare import access, sectors, tiers
 from infoshare.settings import CollectionSpec
-from infoshare.store import migrate, read, write
+from infoshare.store import claims, migrate, read, write
 from infoshare.store import objects as store
 from infoshare.store.engine import connect_engine
 from infoshare.store.schema import objects as objects_table
@@ -90,7 +90,7 @@ def test_delete_repairs_first_and_last(engine):
     with write(engine) as conn:
         store.insert(conn, [new(oid, f"2025-0{m}-01T00:00:00.000Z") for m in (1, 2, 3)])
     with write(engine) as conn:
-        store.claim(conn, [oid])  # before reading what to delete (see objects.claim)
+        claims.claim(conn, [oid])  # before reading what to delete (see claims.py)
         rows = store.visible_versions(conn, admin(), EVERYTHING, oid,
                                       store.Filters(versions=("last",)))
         assert store.delete(conn, [r.pk for r in rows]) == 1

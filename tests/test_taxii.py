@@ -431,14 +431,14 @@ def test_a_delete_of_an_id_being_written_that_the_deleter_cannot_see_is_404_at_o
     url = live.env.get("INFOSHARE_DATABASE_URL", "")
     if not url.startswith("postgresql"):
         pytest.skip("claims are PostgreSQL's (SQLite has one writer at a time)")
-    from infoshare.store import objects as object_store
+    from infoshare.store import claims
     from infoshare.store.engine import connect_engine
 
     being_written = f"indicator--{uuid.uuid4()}"
     engine = connect_engine(url)
     try:
         with engine.connect() as writer, writer.begin():
-            object_store.claim(writer, [being_written])
+            claims.claim(writer, [being_written])
             started = time.monotonic()
             response = http(live, "DELETE", f"collections/{SUBMISSIONS}/objects/"
                             f"{being_written}/", "water")

@@ -25,7 +25,7 @@ from sqlalchemy import event
 
 from infoshare import access, drafts, publish
 from infoshare.settings import CollectionSpec
-from infoshare.store import audiences, read, write
+from infoshare.store import audiences, claims, read, write
 from infoshare.store import objects as object_store
 from infoshare.store.schema import notices, objects
 
@@ -103,7 +103,7 @@ def test_claims_of_different_notices_do_not_wait_for_each_other(pg_hub):
     first = pg_hub.publish(bulletin("held", "held", ["192.0.2.10"]))
 
     def claim(holder, pool):
-        object_store.claim(holder, first.object_ids)
+        claims.claim(holder, first.object_ids)
         other = pool.submit(pg_hub.publish, bulletin("other", "other", ["192.0.2.11"]))
         assert other.result(timeout=10).stored, "another notice does not wait"
 
@@ -121,7 +121,7 @@ def test_notices_naming_one_cve_do_not_wait_for_each_other_but_its_minter_does(p
         draft = drafts.prepare(conn, pg_hub.authority, held)
 
     def claim(holder, pool):
-        object_store.claim(holder, *drafts.names(draft))
+        claims.claim(holder, *drafts.names(draft))
         assert not drafts.moved(holder, draft)
         other = pool.submit(pg_hub.publish, bulletin(
             "other", "relies too", ["192.0.2.31"], "green", [cve]))
@@ -134,8 +134,8 @@ def test_notices_naming_one_cve_do_not_wait_for_each_other_but_its_minter_does(p
 
 def test_more_keys_than_the_limit_claim_the_whole_store(pg_hub):
     def claim(holder, pool):
-        object_store.claim(holder, [f"indicator--{i}" for i in range(
-            object_store.CLAIM_LIMIT + 1)])
+        claims.claim(holder, [f"indicator--{i}" for i in range(
+            claims.CLAIM_LIMIT + 1)])
 
     assert_waits_for_the_holder(pg_hub, claim, bulletin("x", "x", ["192.0.2.20"]),
                                 "a claim of the whole store keeps every writer out")
@@ -152,11 +152,11 @@ def test_a_later_claim_does_not_wait_for_a_name_another_writer_holds(pg_hub):
     holder = pg_hub.engine.connect()
     try:
         tx = holder.begin()
-        object_store.claim(holder, [taken])
+        claims.claim(holder, [taken])
         started = time.monotonic()
-        with pytest.raises(object_store.Unclaimed):
+        with pytest.raises(claims.Unclaimed):
             with write(pg_hub.engine) as conn:
-                object_store.claim(conn, [free])
+                claims.claim(conn, [free])
                 object_store.insert(conn, [replace(item, id=free)])
                 object_store.insert(conn, [item])
         assert time.monotonic() - started < 5
@@ -167,7 +167,7 @@ def test_a_later_claim_does_not_wait_for_a_name_another_writer_holds(pg_hub):
         assert conn.execute(sa.select(sa.func.count()).select_from(objects).where(
             objects.c.id.in_([taken, free]))).scalar() == 0
     with write(pg_hub.engine) as conn:  # once free, a later claim takes it
-        object_store.claim(conn, [free])
+        claims.claim(conn, [free])
         object_store.insert(conn, [replace(item, id=free)])
         assert isinstance(object_store.insert(conn, [item])[0], int)
 
@@ -248,7 +248,7 @@ def test_delete_takes_only_versions_of_claimed_ids(pg_hub):
     """The caller claims before it reads what to delete, or two deletes of one version
     could both take it off the audience counts."""
     stored = pg_hub.publish(bulletin("gone", "gone", ["192.0.2.40"]))
-    with pytest.raises(object_store.Unclaimed), write(pg_hub.engine) as conn:
+    with pytest.raises(claims.Unclaimed), write(pg_hub.engine) as conn:
         pks = conn.execute(sa.select(objects.c.pk).where(
             objects.c.id == stored.object_ids[1])).scalars().all()
         object_store.delete(conn, pks)
@@ -267,7 +267,7 @@ def test_a_partner_sending_an_id_another_origin_owns_does_not_wait_for_its_write
     holder, pool = pg_hub.engine.connect(), ThreadPoolExecutor(1)
     try:
         tx = holder.begin()
-        object_store.claim(holder, [owned])  # its owner is writing it right now
+        claims.claim(holder, [owned])  # its owner is writing it right now
         sent = pool.submit(publish.ingest, pg_hub.engine, pg_hub.settings,
                            pg_hub.authority.ids, spec, None, [copy], actor="partner:x")
         outcome = sent.result(timeout=10)[0]
@@ -307,7 +307,7 @@ def test_publishes_and_ingests_at_once_end_consistent(hub):
 
     jobs = [lambda t=t: updates(t) for t in range(1, 4)]
     jobs += [lambda t=t: others(t) for t in range(4, 6)]
-    jobs += [lambda: envelope(6, 10), lambda: envelope(7, object_store.CLAIM_LIMIT + 50)]
+    jobs += [lambda: envelope(6, 10), lambda: envelope(7, claims.CLAIM_LIMIT + 50)]
     with ThreadPoolExecutor(len(jobs)) as pool:
         for future in [pool.submit(job) for job in jobs]:
             try:
@@ -369,7 +369,7 @@ def test_batches_publishes_and_deletes_at_once_keep_every_lineage(hub):
     def deletes(object_id):
         for month in (2, 1):  # the middle version, then the first: flags move each time
             with write(hub.engine) as conn:
-                object_store.claim(conn, [object_id])
+                claims.claim(conn, [object_id])
                 pks = conn.execute(sa.select(objects.c.pk).where(
                     objects.c.id == object_id, objects.c.version == f"2024-0{month}-01"
                     "T00:00:00.000Z")).scalars().all()

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from .. import access, tiers
+from . import claims
 from .schema import audiences
 
 # Counts are re-read at most this often per process: a plan needs proportions, not news.
@@ -70,13 +71,9 @@ _COUNT = audiences.update().where(audiences.c.pk == sa.bindparam("_pk")).values(
     objects=audiences.c.objects + sa.bindparam("delta"))
 
 
-def intern(conn: Connection, wanted: Iterable[access.Audience],
-           alone: bool = False) -> dict[access.Audience, int]:
+def intern(conn: Connection, wanted: Iterable[access.Audience]) -> dict[access.Audience, int]:
     """The pk of each audience, storing those not seen before (see _store): on PostgreSQL
-    writers intern side by side, under their claims, not under the store clock. `alone`:
-    the transaction holds the whole store (objects.claim_all; a migration), so no writer
-    can wait for it, and a new audience is stored in it (a migration's new table is not
-    there for another connection to see)."""
+    writers intern side by side, under their claims, not under the store clock."""
     by_key = {key(a): a for a in set(wanted)}
     found: dict[access.Audience, int] = {}
     keys = sorted(by_key)
@@ -86,18 +83,20 @@ def intern(conn: Connection, wanted: Iterable[access.Audience],
             found[by_key[k]] = pk
     for k in keys:
         if by_key[k] not in found:
-            found[by_key[k]] = _store(conn, by_key[k], alone)
+            found[by_key[k]] = _store(conn, by_key[k])
     return found
 
 
-def _store(conn: Connection, audience: access.Audience, alone: bool) -> int:
+def _store(conn: Connection, audience: access.Audience) -> int:
     """Store a new audience. On PostgreSQL it is committed at once, on a connection of its
     own: a writer that stored it in its own transaction would make every other writer of
     that audience wait for its commit, and a writer holding the store clock (a feed's
     batch, from its second notice on) waiting for one queued for the clock is a deadlock.
     An audience whose writer then rolls back stays, with no objects: rows of this table
-    are values, never changed or deleted, and a reader's view of them follows the rule."""
-    if alone or conn.dialect.name != "postgresql":  # SQLite: the only writer there is
+    are values, never changed or deleted, and a reader's view of them follows the rule.
+    A transaction holding the whole store (a migration, whose new table another connection
+    could not see yet) stores it itself: no writer can be waiting for it."""
+    if claims.whole(conn) or conn.dialect.name != "postgresql":  # SQLite: one writer
         return conn.execute(audiences.insert().values(_row(audience))).inserted_primary_key[0]
     with conn.engine.connect() as own, own.begin():
         own.execute(postgresql.insert(audiences).values(_row(audience))

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from .schema import objects, public_cves
 
-# Built once: every publish runs it, under its claim of the CVEs (see objects.claim).
+# Built once: every publish runs it, under its claim of the CVEs (see claims.py).
 _SHARED = (sa.select(public_cves.c.cve, objects.c.id, objects.c.raw)
            .join(objects, objects.c.id == public_cves.c.object_id)
            .where(public_cves.c.cve.in_(sa.bindparam("cves", expanding=True)),

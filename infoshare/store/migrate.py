@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from .. import access, timestamps
 from ..stix.ids import LEGACY_NAMESPACE
 from . import audiences as audience_store
+from . import claims
 from . import objects as object_store
 from .engine import write
 from .schema import (
@@ -265,7 +266,7 @@ def _set_plain_audiences(conn: Connection, plain) -> None:
         return
     of = {g: audience_store.from_columns(g.tlp_rank, g.all_sectors, g.sector_mask)
           for g in groups}
-    found = audience_store.intern(conn, of.values(), alone=True)
+    found = audience_store.intern(conn, of.values())
     scratch = sa.MetaData()
     mapping = sa.Table("audience_map", scratch, sa.Column("tlp_rank", sa.SmallInteger),
                        sa.Column("all_sectors", sa.Boolean), sa.Column("sector_mask",
@@ -297,7 +298,7 @@ def _set_named_audiences(conn: Connection) -> None:
             by_pk[r.pk] = audience_store.from_columns(
                 r.tlp_rank, r.all_sectors, r.sector_mask,
                 comps if r.has_compartments else (), orgs, names)
-        found = audience_store.intern(conn, by_pk.values(), alone=True)
+        found = audience_store.intern(conn, by_pk.values())
         for audience, pk in found.items():
             conn.execute(objects.update().values(audience_pk=pk).where(
                 objects.c.pk.in_([p for p, a in by_pk.items() if a == audience])))
@@ -339,7 +340,7 @@ def upgrade(engine: Engine) -> tuple[int, int]:
             conn.execute(schema_info.insert().values(id=1, version=0))
             before = 0
         if before < len(MIGRATIONS):
-            object_store.claim_all(conn)  # no writer in between (see objects.claim)
+            claims.claim_all(conn)  # no writer in between (see claims.py)
         for migration in MIGRATIONS[before:]:
             migration(conn)
         conn.execute(schema_info.update().values(version=len(MIGRATIONS)))

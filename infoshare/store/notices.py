@@ -10,7 +10,7 @@ from .. import access
 from .event_time import event_us
 from .schema import notices, objects
 
-# Built once: every publish runs these, under its claim of the notice (see objects.claim).
+# Built once: every publish runs these, under its claim of the notice (see claims.py).
 _BY_SOURCE = sa.select(notices).where(notices.c.source == sa.bindparam("source"),
                                       notices.c.org == sa.bindparam("org"),
                                       notices.c.source_id == sa.bindparam("source_id"))

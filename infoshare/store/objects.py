@@ -8,10 +8,9 @@ the stored bytes; the TAXII layer writes them to the wire untouched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -20,7 +19,7 @@ from sqlalchemy.engine import Connection, Row
 from .. import access, sectors, timestamps
 from ..settings import CollectionSpec
 from ..signing import canonical
-from . import audiences, closure, keyset
+from . import audiences, claims, closure, keyset
 from .engine import is_sqlite
 from .schema import (
     object_compartments,
@@ -75,127 +74,8 @@ _LINEAGES = (sa.select(objects.c.origin, objects.c.id, objects.c.version_us)
 _LATEST = sa.select(objects.c.id, objects.c.version_us).where(
     objects.c.id.in_(_IDS), objects.c.origin == sa.bindparam("origin"), objects.c.is_latest)
 
-# --- claims (PostgreSQL) -----------------------------------------------------------------
-#
-# On PostgreSQL a writer of objects claims, before anything else, every name its checks
-# depend on: the ids it writes, and for a notice its identity, its CVEs and the shared
-# vulnerabilities it references. A claim is a transaction-scoped advisory lock per name,
-# exclusive for what the writer changes and shared for what it only relies on (so the
-# many notices naming one CVE do not queue for each other), taken in one statement in key
-# order (so two writers cannot deadlock), after a shared lock on the whole store. Writers
-# of different names then check and write side by side, and queue only for the store
-# clock, which they take last, to stamp (see _reserve). A writer of more names than the
-# lock table should hold per transaction, or one that cannot know its names in advance (a
-# last-resort publish), claims the whole store instead: the exclusive form of that lock.
-# On SQLite a write transaction already holds the only write lock there is.
-
-CLAIM_LIMIT = 128  # names per transaction; PostgreSQL's lock table is shared and bounded
-# Append runs its parts in order: the store's lock, then each name's, in key order.
-_CLAIM = sa.text(
-    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(0) UNION ALL "
-    "SELECT CASE WHEN s THEN pg_advisory_xact_lock_shared(k) ELSE pg_advisory_xact_lock(k) END"
-    " FROM unnest(CAST(:keys AS bigint[]), CAST(:shared AS boolean[])) AS t(k, s)) AS taken")
-_TRY_CLAIM = sa.text(
-    "SELECT bool_and(CASE WHEN s THEN pg_try_advisory_xact_lock_shared(k) "
-    "ELSE pg_try_advisory_xact_lock(k) END) "
-    "FROM unnest(CAST(:keys AS bigint[]), CAST(:shared AS boolean[])) AS t(k, s)")
-_CLAIM_ALL = sa.text("SELECT pg_advisory_xact_lock(0)")
+# The clock row, taken by a delete before it changes audience counts (see delete).
 _HOLD_CLOCK = sa.select(store_clock.c.last_us).where(store_clock.c.id == 1).with_for_update()
-
-
-class Unclaimed(RuntimeError):
-    """A later claim in a transaction met a name another writer holds (waiting there could
-    deadlock) or went past CLAIM_LIMIT, or a claim of the whole store came after a claim
-    of names. The transaction is rolled back; a batch of notices then falls back to one
-    transaction per notice (publish.py)."""
-
-
-@dataclass(frozen=True)
-class _Claims:
-    writes: frozenset[str]
-    reads: frozenset[str]
-    everything: bool = False  # the whole store (claim_all)
-
-    def covers(self, writes: frozenset[str], reads: frozenset[str] = frozenset()) -> bool:
-        return self.everything or writes <= self.writes and reads <= self.writes | self.reads
-
-
-_ALL = _Claims(frozenset(), frozenset(), everything=True)
-
-
-def claim_key(name: str) -> int:
-    """A name's advisory lock key: the same in every process, never the store's own 0 (a
-    collision only makes two writers wait for each other)."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True) or 1
-
-
-def claim(conn: Connection, writes: Iterable[str], reads: Iterable[str] = ()) -> None:
-    """Claim the names this transaction changes (`writes`) and those it only relies on
-    (`reads`) for the rest of the transaction, before any check they protect.
-
-    The first claim waits for the names, in key order. A later claim in the same
-    transaction (a second insert) must not wait, since this transaction may hold what the
-    holder waits for: it takes the new names only if they are free, else raises Unclaimed.
-    """
-    if is_sqlite(conn):
-        return
-    wanted = _Claims(frozenset(writes), frozenset(reads) - frozenset(writes))
-    held = _claimed(conn)
-    if held is not None and held.covers(wanted.writes, wanted.reads):
-        return
-    if held is not None:
-        _claim_later(conn, held, wanted)
-        return
-    if len(wanted.writes) + len(wanted.reads) > CLAIM_LIMIT:
-        claim_all(conn)
-        return
-    conn.execute(_CLAIM, _keys(wanted.writes, wanted.reads))
-    conn.info["claims"] = (conn.get_transaction(), wanted)
-
-
-def _claim_later(conn: Connection, held: _Claims, wanted: _Claims) -> None:
-    both = _Claims(held.writes | wanted.writes,
-                   (held.reads | wanted.reads) - held.writes - wanted.writes)
-    if len(both.writes) + len(both.reads) > CLAIM_LIMIT:
-        raise Unclaimed("too many names for one transaction; claim the whole store first")
-    if not conn.execute(_TRY_CLAIM, _keys(wanted.writes - held.writes,
-                                          wanted.reads - held.writes - held.reads)).scalar():
-        raise Unclaimed("another writer holds names this transaction claimed late")
-    conn.info["claims"] = (conn.get_transaction(), both)
-
-
-def _keys(writes: frozenset[str], reads: frozenset[str]) -> dict[str, list]:
-    """Keys in order, each shared unless some name of it is written."""
-    shared = {claim_key(n): True for n in reads}
-    shared.update({claim_key(n): False for n in writes})
-    keys = sorted(shared)
-    return {"keys": keys, "shared": [shared[k] for k in keys]}
-
-
-def claim_all(conn: Connection) -> None:
-    """Claim the whole store: waits for every writer that claimed names, and keeps new ones
-    out until the transaction ends."""
-    if is_sqlite(conn):
-        return
-    held = _claimed(conn)
-    if held is _ALL:
-        return
-    if held is not None:
-        raise Unclaimed("the whole store is claimed first or not at all")
-    conn.execute(_CLAIM_ALL)
-    conn.info["claims"] = (conn.get_transaction(), _ALL)
-
-
-def _holds(conn: Connection, ids: set[str]) -> bool:
-    """Whether the transaction may write these ids without claiming them (on SQLite, any)."""
-    held = _claimed(conn)
-    return is_sqlite(conn) or held is not None and held.covers(frozenset(ids))
-
-
-def _claimed(conn: Connection) -> _Claims | None:
-    transaction, claims = conn.info.get("claims", (None, None))
-    return claims if transaction is not None and transaction is conn.get_transaction() else None
 
 
 def _reserve(conn: Connection, count: int) -> int:
@@ -260,8 +140,7 @@ def insert(conn: Connection, items: Sequence[NewObject],
     if not fresh_at:
         return result
     fresh = [items[index] for index in fresh_at]
-    interned = audiences.intern(conn, [item.audience for item in fresh],
-                                alone=_claimed(conn) is _ALL)
+    interned = audiences.intern(conn, [item.audience for item in fresh])
     _demote(conn, fresh, lineages, result.earlier)
     first = _reserve(conn, len(fresh_at))  # the clock, held from here to the commit
     for offset, index in enumerate(fresh_at):
@@ -279,12 +158,12 @@ def _claimed_lineages(conn: Connection, items: Sequence[NewObject]) -> dict[str,
     its writer would tell a sender that a hidden object is being written right now.
     """
     ids = {item.id for item in items}
-    if _holds(conn, ids):
+    if claims.holds(conn, ids):
         return _lineages(conn, ids)
     before = _lineages(conn, ids)
     ours = {item.id for item in items
             if item.id not in before or before[item.id].origin == item.origin}
-    claim(conn, ours)
+    claims.claim(conn, ours)
     theirs = {i: lineage for i, lineage in before.items() if i not in ours}
     return {**theirs, **_lineages(conn, ours)}
 
@@ -418,7 +297,7 @@ def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     """Remove versions by pk and repair the first/last flags of what remains.
 
     `counted=False` is for migration 8, which runs on stores from before audiences. The
-    caller claims the ids before it reads which versions to delete (see claim), or the
+    caller claims the ids before it reads which versions to delete (claims.py), or the
     rows it read could be deleted twice over; on PostgreSQL the clock is taken before
     the audience counts, in the order every publisher takes them.
     """
@@ -428,8 +307,8 @@ def delete(conn: Connection, pks: Sequence[int], counted: bool = True) -> int:
     if counted:
         columns.append(objects.c.audience_pk)
     doomed = list(conn.execute(sa.select(*columns).where(objects.c.pk.in_(pks))))
-    if not _holds(conn, {r.id for r in doomed}):
-        raise Unclaimed("delete the versions of claimed ids only")
+    if not claims.holds(conn, {r.id for r in doomed}):
+        raise claims.Unclaimed("delete the versions of claimed ids only")
     if not is_sqlite(conn):
         conn.execute(_HOLD_CLOCK)
     if counted:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from .. import access, strictjson, submissions
 from ..settings import CollectionSpec
-from ..store import audit
+from ..store import audit, claims
 from ..store import objects as object_store
 from ..store import statuses as status_store
 from ..store import subscriptions as subscription_store
@@ -277,7 +277,7 @@ def delete_object(api_root: str, collection_id: str, object_id: str) -> Response
     with write(svc.engine) as conn:
         rows = object_store.visible_versions(conn, g.principal, spec, object_id, query.filters)
         if rows:  # claimed only once seen: waiting for a hidden id's writer would tell
-            object_store.claim(conn, [object_id])
+            claims.claim(conn, [object_id])
             rows = object_store.visible_versions(conn, g.principal, spec, object_id,
                                                  query.filters)
         if not rows:
