@@ -17,7 +17,7 @@ from infoshare import access, sectors, tiers
 from infoshare.settings import CollectionSpec
 from infoshare.store import claims, migrate, read, write
 from infoshare.store import objects as store
-from infoshare.store.engine import connect_engine
+from infoshare.store.engine import binary_rows, connect_engine
 from infoshare.store.schema import objects as objects_table
 from infoshare.timestamps import parse_us
 
@@ -281,4 +281,28 @@ def test_postgres_plans_id_lookups_with_their_ids_whatever_it_knew_when_it_first
             store.latest_versions(conn, wanted)
         conn.commit()
         assert seq_scans() == before
+    engine.dispose()
+
+
+def test_postgres_sends_a_pages_bytes_in_binary_with_the_statements_parameters(postgres):
+    """binary_rows runs a compiled statement on the driver's cursor: its bound values,
+    expanded lists and literal lists must all reach PostgreSQL, and bytea arrive as the
+    stored bytes (the text form sends hex twice their size)."""
+    engine = connect_engine(postgres.new_database())
+    migrate.upgrade(engine)
+    items = [new(f"indicator--{uuid.uuid4()}", f"2025-01-01T00:00:0{i}.000Z") for i in range(5)]
+    with write(engine) as conn:
+        added = store.insert(conn, items)
+    listed = sa.bindparam("listed", [i.id for i in items[:3]], expanding=True,
+                          literal_execute=True)
+    statement = (sa.select(objects_table.c.raw, objects_table.c.date_added)
+                 .where(objects_table.c.id.in_(listed),
+                        objects_table.c.id.in_([i.id for i in items[1:]]),
+                        objects_table.c.date_added > added[0] - 1)
+                 .order_by(objects_table.c.date_added).limit(10))
+    with read(engine) as conn:
+        rows = binary_rows(conn, statement)
+    assert [(r.raw, r.date_added) for r in rows] == [(i.raw, a) for i, a in
+                                                      zip(items[1:3], added[1:3], strict=True)]
+    assert all(type(r.raw) is bytes for r in rows)
     engine.dispose()

@@ -20,7 +20,7 @@ from .. import access, sectors, timestamps
 from ..settings import CollectionSpec
 from ..signing import canonical
 from . import audiences, claims, closure, keyset
-from .engine import is_sqlite
+from .engine import binary_rows, is_sqlite
 from .schema import (
     object_compartments,
     object_recipients,
@@ -482,7 +482,7 @@ def _page_bytes_sized(conn: Connection, query, limit: int, budget: int):
     query = (sa.select(objects.c.raw, sized.c.date_added, sized.c.found)
              .join_from(sized, objects, objects.c.pk == sized.c.pk)
              .where(fits).order_by(sized.c.date_added))
-    rows = list(conn.execute(query))[:limit]
+    rows = binary_rows(conn, query)[:limit]
     return rows, bool(rows) and rows[0].found > len(rows)
 
 
