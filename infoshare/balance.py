@@ -87,8 +87,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's: alive
+        pass
     return True
 
 
@@ -99,7 +99,8 @@ class Held:
 
     def __init__(self, ledger: Ledger | None = None, slot: int | None = None, items=()):
         self.connections = set(items)
-        self.ledger, self.slot, self.starting = ledger, slot, 0
+        self.ledger = ledger if slot is not None else None  # without a slot, not counted
+        self.slot, self.starting = slot, 0
         self.taking = False  # counted in the ledger: between announce() and withdraw()
 
     # What uvicorn does with its set of connections; any other use fails loudly rather
@@ -147,19 +148,19 @@ class Held:
         """This worker takes no more connections (it is shutting down): no other worker
         waits for it, however few it holds while its last requests finish."""
         self.taking = False
-        if self.ledger is not None and self.slot is not None:
+        if self.ledger is not None:
             self.ledger.withdraw(self.slot)
 
     def least_other(self) -> int | None:
         """The fewest connections another worker taking them holds; None: no other is
         taking any (booting, shutting down), so none is worth waiting for. Without a
         ledger, as if another held none."""
-        if self.ledger is None or self.slot is None:
+        if self.ledger is None:
             return 0
         return self.ledger.least_but(self.slot)
 
     def _tell(self) -> None:
-        if self.taking and self.ledger is not None and self.slot is not None:
+        if self.taking and self.ledger is not None:
             self.ledger.hold(self.slot, self.count)
 
 

@@ -7,7 +7,7 @@ exclusive for what the writer changes and shared for what it only relies on (so 
 many notices naming one CVE do not queue for each other), taken in one statement in key
 order (so two writers cannot deadlock), after a shared lock on the whole store. Writers
 of different names then check and write side by side, and queue only for the store
-clock, which they take last, to stamp (see _reserve). A writer of more names than the
+clock, which they take last, to stamp (objects._reserve). A writer of more names than the
 lock table should hold per transaction, or one that cannot know its names in advance (a
 last-resort publish), claims the whole store instead: the exclusive form of that lock.
 On SQLite a write transaction already holds the only write lock there is.
